@@ -1,0 +1,71 @@
+"""Script text -> Ruleset: parse, check, compile. The front door behind leaddsl.compile/check/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checks import run_checks
+from .compiler import compile_plan
+from .diagnostics import Diagnostic, Source
+from .errors import CheckError, LeadDSLError, ParseError
+from .ruleset import Ruleset
+from .scope import build_scope
+from .syntax import parse
+
+__all__ = ["check", "compile", "load"]
+
+
+def check(text: str, filename: str = "<script>") -> list[Diagnostic]:
+    """Every problem in a script (errors, warnings and notes), sorted by position. Never raises
+    for a bad script.
+
+    Example:
+        >>> [d.message for d in check("qualify when engagment >= 1\\nscore engagement:\\n"
+        ...                           "    when opened email: +1")]
+        ["unknown score model 'engagment'"]
+    """
+    source = Source(text, filename)
+    try:
+        script = parse(source)
+    except ParseError as exc:
+        return list(exc.diagnostics)
+    return run_checks(script, build_scope(script), source)
+
+
+def compile(text: str, filename: str = "<script>") -> Ruleset:  # noqa: A001 - the public name
+    """Compile a rule script into a Ruleset.
+
+    Args:
+        text: the script.
+        filename: the name diagnostics use (``rules.lead:3:14: error: ...``).
+
+    Returns:
+        An immutable Ruleset; its ``diagnostics`` keep the warnings and notes.
+
+    Raises:
+        ParseError: the text is not valid syntax.
+        CheckError: the script has semantic errors; ``.diagnostics`` lists all of them.
+
+    Example:
+        >>> rules = compile("when unsubscribed: -10")
+        >>> rules.models
+        ('default',)
+    """
+    if not isinstance(text, str):
+        raise LeadDSLError(f"a script is text, got {type(text).__name__}")
+    source = Source(text, filename)
+    script = parse(source)
+    scope = build_scope(script)
+    found = run_checks(script, scope, source)
+    if any(d.is_error for d in found):
+        raise CheckError(found)
+    return Ruleset(compile_plan(script, scope, source), tuple(found))
+
+
+def load(path: str | Path) -> Ruleset:
+    """Compile the script in a file; diagnostics name the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LeadDSLError(f"cannot read rule script {str(path)!r}: {exc.strerror}") from None
+    return compile(text, filename=str(path))
