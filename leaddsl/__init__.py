@@ -1,20 +1,35 @@
 """leaddsl: lead and account scoring as code.
 
-    import leaddsl
-    rules = leaddsl.compile(text, filename="rules.lead")
-    result = rules.score(contact, events)
-    result.total, result.labels["band"], result.qualified, result.explain()
+Compile a rule script once with ``compile`` (or ``load`` a file), then score contacts with
+``Ruleset.score``, or many at once with ``score_all``. Every result can ``explain()`` its points.
 """
 
+from .bulk import Scored, score_all
 from .diagnostics import Diagnostic
 from .errors import CheckError, GraphError, LeadDSLError, ParseError, RecordError, ScriptError
+from .records import Rejected
 from .results import Check, ContactResult, Contribution, QualifyCheck
 from .ruleset import Ruleset
 from .script import check, compile, load
 
 __all__ = [
-    "compile", "check", "load", "Ruleset", "ContactResult", "Contribution", "Check",
-    "QualifyCheck", "Diagnostic", "LeadDSLError", "ScriptError", "ParseError", "CheckError",
-    "RecordError", "GraphError",
+    "compile",
+    "check",
+    "load",
+    "score_all",
+    "Scored",
+    "Ruleset",
+    "ContactResult",
+    "Contribution",
+    "Check",
+    "QualifyCheck",
+    "Diagnostic",
+    "LeadDSLError",
+    "ScriptError",
+    "ParseError",
+    "CheckError",
+    "RecordError",
+    "GraphError",
+    "Rejected",
 ]
 __version__ = "0.1.0"

@@ -11,15 +11,59 @@ from typing import Union
 import attrs
 
 __all__ = [
-    "Span", "NO_SPAN", "Duration", "Literal", "Name", "Total",
-    "Compare", "InList", "TextTest", "Presence", "EventTest", "Velocity", "Inactive",
-    "QualifiedRef", "DisqualifiedRef", "And", "Or", "Not",
-    "Aggregate", "CountContacts", "CountRoles", "AggregateTest", "AnyContact", "AllContacts",
-    "Limit", "Once", "OncePerName", "Within", "Additive",
-    "Rule", "Decay", "Expire", "ModelAdditive", "ScoreBlock", "AggregateScore",
-    "Qualify", "Disqualify", "Rung", "Classify", "LabelPart", "RankPart", "TextPart", "Combine",
-    "AttributeDecl", "Attributes", "Objects", "Weight", "Rollup", "AccountBlock", "Script",
-    "Condition", "Subject", "Statement",
+    "Span",
+    "NO_SPAN",
+    "Duration",
+    "Literal",
+    "Name",
+    "Total",
+    "Compare",
+    "InList",
+    "TextTest",
+    "Presence",
+    "EventTest",
+    "Velocity",
+    "Inactive",
+    "QualifiedRef",
+    "DisqualifiedRef",
+    "And",
+    "Or",
+    "Not",
+    "Aggregate",
+    "CountContacts",
+    "CountRoles",
+    "AggregateTest",
+    "AnyContact",
+    "AllContacts",
+    "Limit",
+    "Once",
+    "OncePerName",
+    "Within",
+    "Additive",
+    "Rule",
+    "Decay",
+    "Expire",
+    "ModelAdditive",
+    "ScoreBlock",
+    "AggregateScore",
+    "Qualify",
+    "Disqualify",
+    "Rung",
+    "Classify",
+    "LabelPart",
+    "RankPart",
+    "TextPart",
+    "Combine",
+    "AttributeDecl",
+    "Attributes",
+    "Objects",
+    "Weight",
+    "Rollup",
+    "AccountBlock",
+    "Script",
+    "Condition",
+    "Subject",
+    "Statement",
 ]
 
 
@@ -39,11 +83,17 @@ NO_SPAN = Span(0, 0, 1, 1, 1, 1)
 
 
 def _span() -> Span:
-    return attrs.field(default=NO_SPAN, eq=False, repr=False)  # type: ignore[no-any-return]
+    return attrs.field(default=NO_SPAN, eq=False, repr=False)
 
 
-UNIT_SECONDS = {"day": 86400.0, "days": 86400.0, "hour": 3600.0, "hours": 3600.0,
-                "week": 604800.0, "weeks": 604800.0}
+UNIT_SECONDS = {
+    "day": 86400.0,
+    "days": 86400.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "week": 604800.0,
+    "weeks": 604800.0,
+}
 
 
 @attrs.frozen
@@ -100,7 +150,7 @@ class Compare:
 @attrs.frozen
 class InList:
     subject: Subject
-    values: tuple[Literal, ...] = attrs.field(converter=tuple)
+    values: tuple[Literal, ...]
     negated: bool = False
     exact: bool = False
     span: Span = _span()
@@ -126,7 +176,7 @@ class Presence:
 class EventTest:
     """An event pattern: the words as written, then `any` or a quoted name, count and window."""
 
-    words: tuple[str, ...] = attrs.field(converter=tuple)
+    words: tuple[str, ...]
     name: str | None = None  # a quoted name
     any_name: bool = False
     at_least: float | None = None
@@ -161,13 +211,13 @@ class DisqualifiedRef:
 
 @attrs.frozen
 class And:
-    items: tuple[Condition, ...] = attrs.field(converter=tuple)
+    items: tuple[Condition, ...]
     span: Span = _span()
 
 
 @attrs.frozen
 class Or:
-    items: tuple[Condition, ...] = attrs.field(converter=tuple)
+    items: tuple[Condition, ...]
     span: Span = _span()
 
 
@@ -186,7 +236,7 @@ class Aggregate:
 
     fn: str
     by: str
-    top: int | None = None
+    top: float | None = None  # the checks require a whole number
     where: Condition | None = None
     span: Span = _span()
 
@@ -227,8 +277,21 @@ class AllContacts:
 
 
 Condition = Union[
-    Compare, InList, TextTest, Presence, EventTest, Velocity, Inactive, QualifiedRef,
-    DisqualifiedRef, And, Or, Not, AggregateTest, AnyContact, AllContacts,
+    Compare,
+    InList,
+    TextTest,
+    Presence,
+    EventTest,
+    Velocity,
+    Inactive,
+    QualifiedRef,
+    DisqualifiedRef,
+    And,
+    Or,
+    Not,
+    AggregateTest,
+    AnyContact,
+    AllContacts,
 ]
 
 
@@ -269,7 +332,7 @@ Modifier = Union[Limit, Once, OncePerName, Within, Additive]
 class Rule:
     condition: Condition
     points: float
-    modifiers: tuple[Modifier, ...] = attrs.field(converter=tuple, default=())
+    modifiers: tuple[Modifier, ...] = ()
     span: Span = _span()
 
 
@@ -296,7 +359,7 @@ ModelItem = Union[Rule, Decay, Expire, ModelAdditive]
 @attrs.frozen
 class ScoreBlock:
     name: str
-    items: tuple[ModelItem, ...] = attrs.field(converter=tuple)
+    items: tuple[ModelItem, ...]
     span: Span = _span()
     name_span: Span = _span()
 
@@ -333,7 +396,7 @@ class Rung:
 @attrs.frozen
 class Classify:
     name: str
-    rungs: tuple[Rung, ...] = attrs.field(converter=tuple)
+    rungs: tuple[Rung, ...]
     span: Span = _span()
     name_span: Span = _span()
 
@@ -364,7 +427,7 @@ class Combine:
     """`classify NAME = part + part ...`: a label joined from other ladders, e.g. "A1"."""
 
     name: str
-    parts: tuple[Part, ...] = attrs.field(converter=tuple)
+    parts: tuple[Part, ...]
     span: Span = _span()
     name_span: Span = _span()
 
@@ -378,19 +441,19 @@ class AttributeDecl:
 
 @attrs.frozen
 class Attributes:
-    decls: tuple[AttributeDecl, ...] = attrs.field(converter=tuple)
+    decls: tuple[AttributeDecl, ...]
     span: Span = _span()
 
 
 @attrs.frozen
 class Objects:
-    names: tuple[str, ...] = attrs.field(converter=tuple)
+    names: tuple[str, ...]
     span: Span = _span()
 
 
 @attrs.frozen
 class Weight:
-    roles: tuple[tuple[str, float], ...] = attrs.field(converter=tuple)
+    roles: tuple[tuple[str, float], ...]
     span: Span = _span()
 
 
@@ -401,17 +464,30 @@ class Rollup:
 
 
 Statement = Union[
-    Rule, Decay, Expire, ModelAdditive, ScoreBlock, AggregateScore, Qualify, Disqualify,
-    Classify, Combine, Attributes, Objects, Weight, Rollup, "AccountBlock",
+    Rule,
+    Decay,
+    Expire,
+    ModelAdditive,
+    ScoreBlock,
+    AggregateScore,
+    Qualify,
+    Disqualify,
+    Classify,
+    Combine,
+    Attributes,
+    Objects,
+    Weight,
+    Rollup,
+    "AccountBlock",
 ]
 
 
 @attrs.frozen
 class AccountBlock:
-    items: tuple[Statement, ...] = attrs.field(converter=tuple)
+    items: tuple[Statement, ...]
     span: Span = _span()
 
 
 @attrs.frozen
 class Script:
-    statements: tuple[Statement, ...] = attrs.field(converter=tuple)
+    statements: tuple[Statement, ...]

@@ -1,4 +1,4 @@
-"""Semantic checks: (script, scope, source) -> diagnostics. Each check yields problems, never raises.
+"""Semantic checks: (script, scope, source) -> diagnostics; each yields problems, never raises.
 
 CHECKS lists them in the order they run; `check` runs them all, so one pass reports every
 problem in the script, not just the first.
@@ -31,7 +31,7 @@ def _contact_statements(script: A.Script) -> Iterator[A.Statement]:
 
 
 def _conditions(script: A.Script) -> Iterator[tuple[str, A.Condition, str]]:
-    """(context, condition, model) for every contact-level condition; context says what it may use."""
+    """(context, condition, owner) of every contact-level condition; context limits what it uses."""
     for model, rule in iter_rules(script):
         yield "rule", rule.condition, model
     for stmt in script.statements:
@@ -60,13 +60,23 @@ def check_definitions(script: A.Script, scope: Scope, src: Source) -> Iterator[D
                 continue
         if name in seen:
             other_kind, other = seen[name]
-            yield make(src, "duplicate-name", "error",
-                       f"{kind} '{name}' is already defined as a {other_kind} on line {other.line}",
-                       span, "give it another name")
+            yield make(
+                src,
+                "duplicate-name",
+                "error",
+                f"{kind} '{name}' is already defined as a {other_kind} on line {other.line}",
+                span,
+                "give it another name",
+            )
         elif name == DEFAULT_MODEL and DEFAULT_MODEL in scope.models and kind == "score model":
-            yield make(src, "duplicate-name", "error",
-                       "'default' is the model of the rules outside any score block",
-                       span, "give it another name")
+            yield make(
+                src,
+                "duplicate-name",
+                "error",
+                "'default' is the model of the rules outside any score block",
+                span,
+                "give it another name",
+            )
         else:
             seen[name] = (kind, span)
     for stmt in _contact_statements(script):
@@ -75,32 +85,53 @@ def check_definitions(script: A.Script, scope: Scope, src: Source) -> Iterator[D
             for decl in stmt.decls:
                 if decl.type not in ATTRIBUTE_TYPES:
                     hint = suggest(decl.type, ATTRIBUTE_TYPES)
-                    yield make(src, "attribute-type", "error",
-                               f"unknown attribute type '{decl.type}'", decl.span,
-                               f"did you mean '{hint}'?" if hint else "use text, number or boolean")
+                    yield make(
+                        src,
+                        "attribute-type",
+                        "error",
+                        f"unknown attribute type '{decl.type}'",
+                        decl.span,
+                        f"did you mean '{hint}'?" if hint else "use text, number or boolean",
+                    )
                 if decl.name in names:
-                    yield make(src, "duplicate-attribute", "error",
-                               f"attribute '{decl.name}' is declared twice", decl.span)
+                    yield make(
+                        src,
+                        "duplicate-attribute",
+                        "error",
+                        f"attribute '{decl.name}' is declared twice",
+                        decl.span,
+                    )
                 names.add(decl.name)
     # Model options: one decay and one expiry per model, positive durations.
     blocks: list[tuple[str, tuple[A.Statement, ...]]] = [
-        (DEFAULT_MODEL, tuple(_contact_statements(script)))]
+        (DEFAULT_MODEL, tuple(_contact_statements(script)))
+    ]
     blocks += [(s.name, s.items) for s in script.statements if isinstance(s, A.ScoreBlock)]
     for model, items in blocks:
         found: dict[type, A.Span] = {}
         for item in items:
             if isinstance(item, (A.Decay, A.Expire, A.ModelAdditive)):
                 if type(item) in found:
-                    yield make(src, "duplicate-option", "error",
-                               f"model '{model}' already has this option on line "
-                               f"{found[type(item)].line}", item.span)
+                    yield make(
+                        src,
+                        "duplicate-option",
+                        "error",
+                        f"model '{model}' already has this option on line {found[type(item)].line}",
+                        item.span,
+                    )
                 found[type(item)] = item.span
             if isinstance(item, A.Decay) and item.half_life.amount <= 0:
-                yield make(src, "bad-duration", "error", "a half-life must be positive",
-                           item.half_life.span)
+                yield make(
+                    src,
+                    "bad-duration",
+                    "error",
+                    "a half-life must be positive",
+                    item.half_life.span,
+                )
             if isinstance(item, A.Expire) and item.after.amount <= 0:
-                yield make(src, "bad-duration", "error", "an expiry must be positive",
-                           item.after.span)
+                yield make(
+                    src, "bad-duration", "error", "an expiry must be positive", item.after.span
+                )
 
 
 # ---- rules -----------------------------------------------------------------------------
@@ -117,23 +148,39 @@ def check_rules(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnos
         kinds: dict[type, A.Span] = {}
         for mod in rule.modifiers:
             if type(mod) in kinds:
-                yield make(src, "duplicate-modifier", "error",
-                           "this modifier is given twice in one rule", mod.span)
+                yield make(
+                    src,
+                    "duplicate-modifier",
+                    "error",
+                    "this modifier is given twice in one rule",
+                    mod.span,
+                )
             kinds[type(mod)] = mod.span
         if A.Once in kinds and A.OncePerName in kinds:
-            yield make(src, "modifier-clash", "error",
-                       "'once' and 'once per name' contradict each other", kinds[A.OncePerName],
-                       "keep one of them")
+            yield make(
+                src,
+                "modifier-clash",
+                "error",
+                "'once' and 'once per name' contradict each other",
+                kinds[A.OncePerName],
+                "keep one of them",
+            )
         per_event = _is_event_rule(rule)
         if not per_event:
             for mod in rule.modifiers:
                 if not isinstance(mod, A.Additive):
-                    yield make(src, "modifier-on-condition", "error",
-                               "this modifier applies to rules on events; a rule on a condition "
-                               "already counts once per contact", mod.span,
-                               "write the window inside the condition, e.g. "
-                               "'visited pricing within 30 days'"
-                               if isinstance(mod, A.Within) else None)
+                    yield make(
+                        src,
+                        "modifier-on-condition",
+                        "error",
+                        "this modifier applies to rules on events; a rule on a condition "
+                        "already counts once per contact",
+                        mod.span,
+                        "write the window inside the condition, e.g. "
+                        "'visited pricing within 30 days'"
+                        if isinstance(mod, A.Within)
+                        else None,
+                    )
         for mod in rule.modifiers:
             if isinstance(mod, A.Limit) and mod.value <= 0:
                 yield make(src, "bad-limit", "error", "a limit must be positive", mod.span)
@@ -142,8 +189,13 @@ def check_rules(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnos
         if rule.points == 0:
             yield make(src, "zero-points", "warning", "this rule gives 0 points", rule.span)
         if per_event and rule.condition.words and rule.condition.words[0] == "any":  # type: ignore[union-attr]
-            yield make(src, "bad-event", "error", "an event pattern starts with its action",
-                       rule.condition.span)
+            yield make(
+                src,
+                "bad-event",
+                "error",
+                "an event pattern starts with its action",
+                rule.condition.span,
+            )
 
 
 # ---- events ----------------------------------------------------------------------------------
@@ -156,34 +208,55 @@ def check_events(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagno
                 continue
             words = node.words
             if len(words) > 3 or (len(words) == 3 and (node.name or node.any_name)):
-                yield make(src, "bad-event", "error",
-                           "an event pattern is ACTION [OBJECT] [NAME]: too many words",
-                           node.span, 'quote a name with spaces or dashes: "Q4 launch"')
+                yield make(
+                    src,
+                    "bad-event",
+                    "error",
+                    "an event pattern is ACTION [OBJECT] [NAME]: too many words",
+                    node.span,
+                    'quote a name with spaces or dashes: "Q4 launch"',
+                )
                 continue
             if node.at_least is not None and (node.at_least < 1 or node.at_least % 1):
-                yield make(src, "bad-count", "error",
-                           "'at least N times' takes a whole number of 1 or more", node.span)
+                yield make(
+                    src,
+                    "bad-count",
+                    "error",
+                    "'at least N times' takes a whole number of 1 or more",
+                    node.span,
+                )
             if node.within is not None and node.within.amount <= 0:
-                yield make(src, "bad-duration", "error", "a window must be positive",
-                           node.within.span)
+                yield make(
+                    src, "bad-duration", "error", "a window must be positive", node.within.span
+                )
             if len(words) == 2 and not node.name and not node.any_name:
                 word = words[1]
                 if word in scope.objects:
                     continue
                 if word in scope.object_words:
                     other = scope.object_words[word]
-                    yield make(src, "ambiguous-event", "warning",
-                               f"'{word}' reads as an event name here, but line {other.line} uses it "
-                               "as an object kind", node.span,
-                               f"write '{words[0]} {word} any' for the object kind, or "
-                               f"'{words[0]} \"{word}\"' for the name")
+                    yield make(
+                        src,
+                        "ambiguous-event",
+                        "warning",
+                        f"'{word}' reads as an event name here, but line {other.line} uses it "
+                        "as an object kind",
+                        node.span,
+                        f"write '{words[0]} {word} any' for the object kind, or "
+                        f"'{words[0]} \"{word}\"' for the name",
+                    )
                     continue
                 near = suggest(word, scope.objects)
                 if near and near != word:
-                    yield make(src, "ambiguous-event", "warning",
-                               f"'{word}' reads as an event name, not an object kind", node.span,
-                               f"did you mean the object kind '{near}'? Write '{words[0]} "
-                               f"\"{word}\"' to keep the name")
+                    yield make(
+                        src,
+                        "ambiguous-event",
+                        "warning",
+                        f"'{word}' reads as an event name, not an object kind",
+                        node.span,
+                        f"did you mean the object kind '{near}'? Write '{words[0]} "
+                        f'"{word}"\' to keep the name',
+                    )
 
 
 # ---- names and types in conditions ----------------------------------------------------------
@@ -191,8 +264,13 @@ def check_events(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagno
 
 def _subjects(node: A.Condition) -> Iterator[A.Subject]:
     match node:
-        case A.Compare(subject=s) | A.InList(subject=s) | A.TextTest(subject=s) | \
-                A.Presence(subject=s) | A.Velocity(subject=s):
+        case (
+            A.Compare(subject=s)
+            | A.InList(subject=s)
+            | A.TextTest(subject=s)
+            | A.Presence(subject=s)
+            | A.Velocity(subject=s)
+        ):
             yield s
 
 
@@ -202,22 +280,39 @@ def check_names(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnos
     for ctx, cond, owner in _conditions(script):
         for node in walk_conditions(cond):
             if isinstance(node, (A.AggregateTest, A.AnyContact, A.AllContacts)):
-                yield make(src, "account-only", "error",
-                           "this test is about an account's contacts; use it in an account block",
-                           node.span)
+                yield make(
+                    src,
+                    "account-only",
+                    "error",
+                    "this test is about an account's contacts; use it in an account block",
+                    node.span,
+                )
                 continue
             if ctx == "rule" and isinstance(node, (A.QualifiedRef, A.DisqualifiedRef)):
-                yield make(src, "rule-uses-result", "error",
-                           "a scoring rule cannot depend on qualification, which is computed "
-                           "from the scores", node.span, "use it in classify or qualify")
+                yield make(
+                    src,
+                    "rule-uses-result",
+                    "error",
+                    "a scoring rule cannot depend on qualification, which is computed "
+                    "from the scores",
+                    node.span,
+                    "use it in classify or qualify",
+                )
             for subject in _subjects(node):
-                yield from _check_subject(node, subject, ctx, owner, scope, src, known,
-                                          attribute_types)
+                yield from _check_subject(
+                    node, subject, ctx, owner, scope, src, known, attribute_types
+                )
 
 
 def _check_subject(
-    node: A.Condition, subject: A.Subject, ctx: str, owner: str, scope: Scope, src: Source,
-    known: set[str], attribute_types: dict[str, tuple[str, A.Span]],
+    node: A.Condition,
+    subject: A.Subject,
+    ctx: str,
+    owner: str,
+    scope: Scope,
+    src: Source,
+    known: set[str],
+    attribute_types: dict[str, tuple[str, A.Span]],
 ) -> Iterator[Diagnostic]:
     if isinstance(subject, A.Total):
         kind, name = "model", "score"
@@ -225,29 +320,54 @@ def _check_subject(
         name = subject.name
         kind = scope.resolve(name)
     if ctx == "rule" and kind in ("model", "ladder") and not isinstance(node, A.Velocity):
-        yield make(src, "rule-uses-result", "error",
-                   f"a scoring rule cannot test '{name}', which the rules compute",
-                   subject.span, "test scores and labels in classify or qualify")
+        yield make(
+            src,
+            "rule-uses-result",
+            "error",
+            f"a scoring rule cannot test '{name}', which the rules compute",
+            subject.span,
+            "test scores and labels in classify or qualify",
+        )
         return
     if ctx == "ladder" and kind == "ladder" and name == owner:
-        yield make(src, "self-reference", "error", f"ladder '{name}' cannot use its own label",
-                   subject.span)
+        yield make(
+            src,
+            "self-reference",
+            "error",
+            f"ladder '{name}' cannot use its own label",
+            subject.span,
+        )
         return
     if isinstance(node, A.Velocity):
         if kind != "model":
-            yield make(src, "bad-velocity", "error",
-                       f"'gained' measures a score model, and '{name}' is not one", subject.span,
-                       _did_you_mean(name, scope.models))
+            yield make(
+                src,
+                "bad-velocity",
+                "error",
+                f"'gained' measures a score model, and '{name}' is not one",
+                subject.span,
+                _did_you_mean(name, scope.models),
+            )
         return
     if kind == "attribute":
         yield from _check_attribute(node, name, subject.span, scope, src, known, attribute_types)
         return
     if kind == "model":
-        if isinstance(node, (A.TextTest, A.Presence)) or (
-            isinstance(node, A.Compare) and _type_of(node.value.value) != "number"
-        ) or (isinstance(node, A.InList) and any(_type_of(v.value) != "number" for v in node.values)):
-            yield make(src, "type-clash", "error",
-                       f"'{name}' is a score (a number); compare it with a number", node.span)
+        if (
+            isinstance(node, (A.TextTest, A.Presence))
+            or (isinstance(node, A.Compare) and _type_of(node.value.value) != "number")
+            or (
+                isinstance(node, A.InList)
+                and any(_type_of(v.value) != "number" for v in node.values)
+            )
+        ):
+            yield make(
+                src,
+                "type-clash",
+                "error",
+                f"'{name}' is a score (a number); compare it with a number",
+                node.span,
+            )
         elif getattr(node, "exact", False):
             yield make(src, "exact-on-number", "error", "'exactly' applies to text", node.span)
         return
@@ -256,8 +376,13 @@ def _check_subject(
     values: list[A.Literal] = []
     if isinstance(node, A.Compare):
         if node.op not in ("=", "!="):
-            yield make(src, "type-clash", "error",
-                       f"'{name}' is a label; compare it with '=', '!=', 'is' or 'in'", node.span)
+            yield make(
+                src,
+                "type-clash",
+                "error",
+                f"'{name}' is a label; compare it with '=', '!=', 'is' or 'in'",
+                node.span,
+            )
             return
         values = [node.value]
     elif isinstance(node, A.InList):
@@ -265,37 +390,72 @@ def _check_subject(
     elif isinstance(node, A.TextTest) and not labels:
         return  # a combined label (e.g. "A1") may be tested as text
     else:
-        yield make(src, "type-clash", "error", f"'{name}' is a label; compare it with 'is' or 'in'",
-                   node.span)
+        yield make(
+            src,
+            "type-clash",
+            "error",
+            f"'{name}' is a label; compare it with 'is' or 'in'",
+            node.span,
+        )
         return
     for lit in values:
         if not isinstance(lit.value, str):
-            yield make(src, "type-clash", "error",
-                       f"'{name}' is a label; compare it with text like \"{labels[0] if labels else 'A1'}\"",
-                       lit.span)
-        elif labels and lit.value not in labels and lit.value.casefold() not in {
-                x.casefold() for x in labels}:
+            yield make(
+                src,
+                "type-clash",
+                "error",
+                f"'{name}' is a label; compare it with text like "
+                f'"{labels[0] if labels else "A1"}"',
+                lit.span,
+            )
+        elif (
+            labels
+            and lit.value not in labels
+            and lit.value.casefold() not in {x.casefold() for x in labels}
+        ):
             near = suggest(lit.value, labels)
-            yield make(src, "unknown-label", "error",
-                       f"'{name}' has no label '{lit.value}' (its labels: {', '.join(labels)})",
-                       lit.span, f'did you mean "{near}"?' if near else None)
+            yield make(
+                src,
+                "unknown-label",
+                "error",
+                f"'{name}' has no label '{lit.value}' (its labels: {', '.join(labels)})",
+                lit.span,
+                f'did you mean "{near}"?' if near else None,
+            )
 
 
 def _check_attribute(
-    node: A.Condition, name: str, span: A.Span, scope: Scope, src: Source, known: set[str],
+    node: A.Condition,
+    name: str,
+    span: A.Span,
+    scope: Scope,
+    src: Source,
+    known: set[str],
     attribute_types: dict[str, tuple[str, A.Span]],
 ) -> Iterator[Diagnostic]:
     if scope.schema is not None and name not in scope.schema:
         near = suggest(name, set(scope.schema) | known)
-        yield make(src, "unknown-name", "error", f"unknown attribute '{name}'", span,
-                   f"did you mean '{near}'?" if near else "declare it in the attributes block")
+        yield make(
+            src,
+            "unknown-name",
+            "error",
+            f"unknown attribute '{name}'",
+            span,
+            f"did you mean '{near}'?" if near else "declare it in the attributes block",
+        )
         return
     if scope.schema is None:
         near = suggest(name, known)
         if near:
             kind = "score model" if near in scope.models else "ladder"
-            yield make(src, "unknown-name", "error", f"unknown {kind} '{name}'", span,
-                       f"did you mean '{near}'?")
+            yield make(
+                src,
+                "unknown-name",
+                "error",
+                f"unknown {kind} '{name}'",
+                span,
+                f"did you mean '{near}'?",
+            )
             return
     literals: list[A.Literal] = []
     if isinstance(node, A.Compare):
@@ -306,8 +466,13 @@ def _check_attribute(
         literals = [node.value]
     declared = scope.schema.get(name) if scope.schema else None
     if isinstance(node, A.TextTest) and declared in ("number", "boolean"):
-        yield make(src, "type-clash", "error",
-                   f"attribute '{name}' is a {declared}; '{node.kind}' applies to text", node.span)
+        yield make(
+            src,
+            "type-clash",
+            "error",
+            f"attribute '{name}' is a {declared}; '{node.kind}' applies to text",
+            node.span,
+        )
         return
     for lit in literals:
         t = _type_of(lit.value)
@@ -315,16 +480,25 @@ def _check_attribute(
             yield make(src, "exact-on-number", "error", "'exactly' applies to text", node.span)
         if declared is not None:
             if t != declared:
-                yield make(src, "type-clash", "error",
-                           f"attribute '{name}' is declared {declared}, compared with {t}",
-                           lit.span)
+                yield make(
+                    src,
+                    "type-clash",
+                    "error",
+                    f"attribute '{name}' is declared {declared}, compared with {t}",
+                    lit.span,
+                )
             continue
         if name in attribute_types and attribute_types[name][0] != t:
             first_t, first = attribute_types[name]
-            yield make(src, "type-clash", "error",
-                       f"attribute '{name}' is compared with {first_t} on line {first.line} "
-                       f"and with {t} here", lit.span,
-                       "declare its type in an attributes block and compare consistently")
+            yield make(
+                src,
+                "type-clash",
+                "error",
+                f"attribute '{name}' is compared with {first_t} on line {first.line} "
+                f"and with {t} here",
+                lit.span,
+                "declare its type in an attributes block and compare consistently",
+            )
         else:
             attribute_types.setdefault(name, (t, lit.span))
 
@@ -334,13 +508,17 @@ def _did_you_mean(word: str, names: object) -> str | None:
     return f"did you mean '{near}'?" if near else None
 
 
-# ---- ladders ---------------------------------------------------------------------------------------
+# ---- ladders -------------------------------------------------------------------------------
 
 
 def _threshold(cond: A.Condition | None) -> tuple[str, str, float] | None:
     """(subject, direction, value) of a plain `X >= n` / `X > n` (or <=, <) rung, else None."""
-    if isinstance(cond, A.Compare) and isinstance(cond.value.value, float) \
-            and not isinstance(cond.value.value, bool) and cond.op in ("<", "<=", ">", ">="):
+    if (
+        isinstance(cond, A.Compare)
+        and isinstance(cond.value.value, float)
+        and not isinstance(cond.value.value, bool)
+        and cond.op in ("<", "<=", ">", ">=")
+    ):
         subject = "score" if isinstance(cond.subject, A.Total) else cond.subject.name
         return subject, cond.op, cond.value.value
     return None
@@ -362,51 +540,91 @@ def check_ladders(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagn
             yield from _check_ladder(stmt, src)
         elif isinstance(stmt, A.Combine):
             for part in stmt.parts:
-                if isinstance(part, (A.LabelPart, A.RankPart)) and part.name not in scope.label_names:
-                    yield make(src, "unknown-name", "error", f"unknown ladder '{part.name}'",
-                               part.span, _did_you_mean(part.name, scope.label_names))
+                if (
+                    isinstance(part, (A.LabelPart, A.RankPart))
+                    and part.name not in scope.label_names
+                ):
+                    yield make(
+                        src,
+                        "unknown-name",
+                        "error",
+                        f"unknown ladder '{part.name}'",
+                        part.span,
+                        _did_you_mean(part.name, scope.label_names),
+                    )
                 elif isinstance(part, A.RankPart) and part.name not in scope.ladders:
-                    yield make(src, "bad-rank", "error",
-                               f"'{part.name}' is a combined label; 'rank of' takes a ladder",
-                               part.span)
+                    yield make(
+                        src,
+                        "bad-rank",
+                        "error",
+                        f"'{part.name}' is a combined label; 'rank of' takes a ladder",
+                        part.span,
+                    )
                 elif isinstance(part, (A.LabelPart, A.RankPart)) and part.name == stmt.name:
-                    yield make(src, "self-reference", "error",
-                               f"'{stmt.name}' cannot be built from itself", part.span)
+                    yield make(
+                        src,
+                        "self-reference",
+                        "error",
+                        f"'{stmt.name}' cannot be built from itself",
+                        part.span,
+                    )
 
 
 def _check_ladder(ladder: A.Classify, src: Source) -> Iterator[Diagnostic]:
     rungs = ladder.rungs
     last = rungs[-1]
     if last.condition is not None:
-        yield make(src, "no-otherwise", "error",
-                   f"ladder '{ladder.name}' must end with an 'otherwise' rung", last.span,
-                   "add a last line such as 'cold otherwise'")
+        yield make(
+            src,
+            "no-otherwise",
+            "error",
+            f"ladder '{ladder.name}' must end with an 'otherwise' rung",
+            last.span,
+            "add a last line such as 'cold otherwise'",
+        )
     labels: dict[str, A.Span] = {}
     for i, rung in enumerate(rungs):
         if rung.condition is None and i < len(rungs) - 1:
-            yield make(src, "unreachable-rung", "error",
-                       "'otherwise' must be the last rung: the rungs after it never apply",
-                       rungs[i + 1].span)
+            yield make(
+                src,
+                "unreachable-rung",
+                "error",
+                "'otherwise' must be the last rung: the rungs after it never apply",
+                rungs[i + 1].span,
+            )
         if rung.label in labels:
-            yield make(src, "duplicate-label", "warning",
-                       f"label '{rung.label}' already appears on line {labels[rung.label].line}",
-                       rung.span)
+            yield make(
+                src,
+                "duplicate-label",
+                "warning",
+                f"label '{rung.label}' already appears on line {labels[rung.label].line}",
+                rung.span,
+            )
         labels.setdefault(rung.label, rung.span)
         this = _threshold(rung.condition)
         for earlier in rungs[:i]:
             if earlier.condition is None:
                 break
             if earlier.condition == rung.condition:
-                yield make(src, "unreachable-rung", "warning",
-                           f"this rung never applies: line {earlier.span.line} has the same "
-                           "condition", rung.span)
+                yield make(
+                    src,
+                    "unreachable-rung",
+                    "warning",
+                    f"this rung never applies: line {earlier.span.line} has the same condition",
+                    rung.span,
+                )
                 break
             prev = _threshold(earlier.condition)
             if this and prev and _implies(prev, this):
-                yield make(src, "unreachable-rung", "warning",
-                           f"this rung never applies: every value it takes already stops at line "
-                           f"{earlier.span.line}", rung.span,
-                           "order the rungs from the highest threshold down")
+                yield make(
+                    src,
+                    "unreachable-rung",
+                    "warning",
+                    f"this rung never applies: every value it takes already stops at line "
+                    f"{earlier.span.line}",
+                    rung.span,
+                    "order the rungs from the highest threshold down",
+                )
                 break
 
 
@@ -414,8 +632,11 @@ def _check_ladder(ladder: A.Classify, src: Source) -> Iterator[Diagnostic]:
 
 
 def check_shadowing(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnostic]:
-    additive_models = {s.name for s in script.statements if isinstance(s, A.ScoreBlock)
-                       and any(isinstance(i, A.ModelAdditive) for i in s.items)}
+    additive_models = {
+        s.name
+        for s in script.statements
+        if isinstance(s, A.ScoreBlock) and any(isinstance(i, A.ModelAdditive) for i in s.items)
+    }
     if any(isinstance(s, A.ModelAdditive) for s in script.statements):
         additive_models.add(DEFAULT_MODEL)
     by_model: dict[str, list[tuple[A.Rule, tuple[str, str | None, str | None]]]] = {}
@@ -430,10 +651,15 @@ def check_shadowing(script: A.Script, scope: Scope, src: Source) -> Iterator[Dia
         for i, (rule, pat) in enumerate(rules):
             for other, opat in rules[:i]:
                 if pat == opat:
-                    yield make(src, "duplicate-rule", "warning",
-                               f"same event pattern as line {other.span.line}: both rules apply, "
-                               "so these events count twice", rule.span,
-                               "merge them into one rule")
+                    yield make(
+                        src,
+                        "duplicate-rule",
+                        "warning",
+                        f"same event pattern as line {other.span.line}: both rules apply, "
+                        "so these events count twice",
+                        rule.span,
+                        "merge them into one rule",
+                    )
             if model in additive_models or any(isinstance(m, A.Additive) for m in rule.modifiers):
                 continue
             for other, opat in rules:
@@ -442,22 +668,36 @@ def check_shadowing(script: A.Script, scope: Scope, src: Source) -> Iterator[Dia
                 if _broader(opat, pat):
                     same = other.points == rule.points and other.modifiers == rule.modifiers
                     if same:
-                        yield make(src, "redundant-rule", "warning",
-                                   f"this rule changes nothing: line {other.span.line} gives the "
-                                   "same points to these events", rule.span)
+                        yield make(
+                            src,
+                            "redundant-rule",
+                            "warning",
+                            f"this rule changes nothing: line {other.span.line} gives the "
+                            "same points to these events",
+                            rule.span,
+                        )
                     else:
-                        yield make(src, "shadows", "note",
-                                   f"for its events this rule replaces line {other.span.line} "
-                                   f"({_signed(other.points)}); the broader rule does not add up",
-                                   rule.span,
-                                   "add 'additive' to either rule if both should count")
-    for model, crules in condition_rules.items():
+                        yield make(
+                            src,
+                            "shadows",
+                            "note",
+                            f"for its events this rule replaces line {other.span.line} "
+                            f"({_signed(other.points)}); the broader rule does not add up",
+                            rule.span,
+                            "add 'additive' to either rule if both should count",
+                        )
+    for crules in condition_rules.values():
         for i, rule in enumerate(crules):
             for other in crules[:i]:
                 if other.condition == rule.condition:
-                    yield make(src, "duplicate-rule", "warning",
-                               f"same condition as line {other.span.line}: both rules apply",
-                               rule.span, "merge them into one rule")
+                    yield make(
+                        src,
+                        "duplicate-rule",
+                        "warning",
+                        f"same condition as line {other.span.line}: both rules apply",
+                        rule.span,
+                        "merge them into one rule",
+                    )
 
 
 def _broader(a: tuple[str, str | None, str | None], b: tuple[str, str | None, str | None]) -> bool:
@@ -502,7 +742,8 @@ def label_dependencies(script: A.Script, scope: Scope) -> dict[str, set[str]]:
                     deps[name] |= uses(rung.condition)
             case A.Combine(name=name, parts=parts):
                 deps.setdefault(name, set()).update(
-                    p.name for p in parts if isinstance(p, (A.LabelPart, A.RankPart)))
+                    p.name for p in parts if isinstance(p, (A.LabelPart, A.RankPart))
+                )
             case A.Qualify(condition=cond):
                 deps["qualified"] |= uses(cond)
             case A.Disqualify(condition=cond):
@@ -516,20 +757,36 @@ def check_cycles(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagno
         tuple(graphlib.TopologicalSorter(deps).static_order())
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
-        where = next((s for s in script.statements if isinstance(s, (A.Classify, A.Combine))
-                      and s.name in cycle), None)
+        where = next(
+            (
+                s
+                for s in script.statements
+                if isinstance(s, (A.Classify, A.Combine)) and s.name in cycle
+            ),
+            None,
+        )
         span = where.name_span if where is not None else A.NO_SPAN
-        yield make(src, "cycle", "error",
-                   "these definitions depend on each other: " + " -> ".join(cycle), span,
-                   "one of them must stop using the next")
+        yield make(
+            src,
+            "cycle",
+            "error",
+            "these definitions depend on each other: " + " -> ".join(cycle),
+            span,
+            "one of them must stop using the next",
+        )
 
 
 def check_account(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnostic]:
     for stmt in script.statements:
         if isinstance(stmt, A.AccountBlock):
-            yield make(src, "account-pending", "warning",
-                       "account blocks are parsed but not scored yet in this version; "
-                       "contacts are scored as usual", stmt.span)
+            yield make(
+                src,
+                "account-pending",
+                "warning",
+                "account blocks are parsed but not scored yet in this version; "
+                "contacts are scored as usual",
+                stmt.span,
+            )
 
 
 CHECKS: tuple[Check, ...] = (

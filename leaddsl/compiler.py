@@ -39,8 +39,13 @@ def condition(node: A.Condition, scope: Scope) -> P.Cond:
             return P.Present(_subject(s, scope), present)
         case A.EventTest():
             action, obj, name = scope.event_pattern(node)
-            return P.EventCount(action, obj, name, int(node.at_least or 1),
-                                None if node.within is None else node.within.seconds)
+            return P.EventCount(
+                action,
+                obj,
+                name,
+                int(node.at_least or 1),
+                None if node.within is None else node.within.seconds,
+            )
         case A.Velocity(subject=s, within=w, op=op, value=v):
             model = None if isinstance(s, A.Total) else s.name
             return P.Gained(model, w.seconds, op, float(v.value))
@@ -66,12 +71,19 @@ def _event_rule(index: int, model: str, rule: A.Rule, scope: Scope, src: Source)
     limit = mods.get(A.Limit)
     within = mods.get(A.Within)
     return P.EventRule(
-        index, model, action, obj, name, rule.points,
+        index,
+        model,
+        action,
+        obj,
+        name,
+        rule.points,
         limit=limit.value if isinstance(limit, A.Limit) else None,
-        once=A.Once in mods, per_name=A.OncePerName in mods,
+        once=A.Once in mods,
+        per_name=A.OncePerName in mods,
         window=within.duration.seconds if isinstance(within, A.Within) else None,
         additive=A.Additive in mods,
-        text=src.span_text(rule.span), span=rule.span,
+        text=src.span_text(rule.span),
+        span=rule.span,
     )
 
 
@@ -79,11 +91,19 @@ def _numeric_attributes(plan_conds: list[P.Cond], schema: dict[str, str] | None)
     out = {name for name, t in (schema or {}).items() if t == "number"}
     for cond in plan_conds:
         for node in _walk(cond):
-            if isinstance(node, P.Cmp) and isinstance(node.subject, P.Attr) and \
-                    isinstance(node.value, float) and not isinstance(node.value, bool):
+            if (
+                isinstance(node, P.Cmp)
+                and isinstance(node.subject, P.Attr)
+                and isinstance(node.value, float)
+                and not isinstance(node.value, bool)
+            ):
                 out.add(node.subject.name)
-            if isinstance(node, P.In) and isinstance(node.subject, P.Attr) and node.values and all(
-                    isinstance(v, float) and not isinstance(v, bool) for v in node.values):
+            if (
+                isinstance(node, P.In)
+                and isinstance(node.subject, P.Attr)
+                and node.values
+                and all(isinstance(v, float) and not isinstance(v, bool) for v in node.values)
+            ):
                 out.add(node.subject.name)
     return frozenset(out)
 
@@ -129,11 +149,15 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
             else:
                 pc = condition(cond, scope)
                 all_conds.append(pc)
-                condition_rules.append(P.ConditionRule(index, name, pc, item.points,
-                                                       src.span_text(item.span), item.span))
+                condition_rules.append(
+                    P.ConditionRule(
+                        index, name, pc, item.points, src.span_text(item.span), item.span
+                    )
+                )
 
-    top_level = tuple(s for s in script.statements
-                      if isinstance(s, (A.Rule, A.Decay, A.Expire, A.ModelAdditive)))
+    top_level = tuple(
+        s for s in script.statements if isinstance(s, (A.Rule, A.Decay, A.Expire, A.ModelAdditive))
+    )
     for stmt in script.statements:
         if isinstance(stmt, A.ScoreBlock):
             add_model(stmt.name, stmt.items)
@@ -149,8 +173,9 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
                 pc = condition(cond, scope)
                 all_conds.append(pc)
                 text = src.span_text(cond.span)
-                disqualify.append(P.DisqualifyLine(reason or text, pc, src.span_text(stmt.span),
-                                                   stmt.span.line))
+                disqualify.append(
+                    P.DisqualifyLine(reason or text, pc, src.span_text(stmt.span), stmt.span.line)
+                )
             case A.Qualify(condition=cond):
                 pc = condition(cond, scope)
                 all_conds.append(pc)
@@ -165,11 +190,11 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
                         all_conds.append(pc_r)
                     prungs.append(P.Rung(rung.label, pc_r, src.span_text(rung.span)))
                 ladders[name] = P.Ladder(name, tuple(prungs))
-            case A.Combine(name=name, parts=parts):
-                ladders[name] = P.Combined(name, tuple(_part(p) for p in parts))
+            case A.Combine(name=name, parts=combine_parts):
+                ladders[name] = P.Combined(name, tuple(_part(p) for p in combine_parts))
 
     order = graphlib.TopologicalSorter(label_dependencies(script, scope)).static_order()
-    steps: list[P.Step] = [ladders.get(name, name) for name in order]  # type: ignore[misc]
+    steps: list[P.Step] = [ladders.get(name, name) for name in order]
     return P.Plan(
         models=tuple(models.values()),
         event_rules=tuple(event_rules),
@@ -194,4 +219,3 @@ def _part(part: A.Part) -> tuple[str, str]:
         case A.TextPart(text=text):
             return ("text", text)
     raise AssertionError(part)
-

@@ -1,8 +1,8 @@
 """Diagnostics: one problem in a script, where it is, and what to do; rendered in caret form.
 
-    rules.lead:3:14: error: unknown score model 'engagment'
-      3 | qualify when engagment >= 40
-        |              ^^^^^^^^^ did you mean 'engagement'?
+rules.lead:3:14: error: unknown score model 'engagment'
+  3 | qualify when engagment >= 40
+    |              ^^^^^^^^^ did you mean 'engagement'?
 """
 
 from __future__ import annotations
@@ -85,8 +85,14 @@ def suggest(word: str, names: Iterable[str]) -> str | None:
 
 
 def make(
-    source: Source, code: str, severity: str, message: str, span: Span, hint: str | None = None,
+    source: Source,
+    code: str,
+    severity: str,
+    message: str,
+    span: Span,
+    hint: str | None = None,
 ) -> Diagnostic:
     """Build a diagnostic for ``span`` of ``source``, copying the line it starts on."""
-    return Diagnostic(code, severity, message, span, source.filename, source.line_text(span.line),
-                      hint)
+    return Diagnostic(
+        code, severity, message, span, source.filename, source.line_text(span.line), hint
+    )

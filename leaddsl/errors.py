@@ -1,11 +1,11 @@
 """The exception tree: every error leaddsl raises on purpose is a LeadDSLError.
 
-    LeadDSLError
-    ├── ScriptError     .diagnostics; str() prints each one in caret form
-    │   ├── ParseError  syntax, translated from Lark
-    │   └── CheckError  semantic checks
-    ├── RecordError     .source (file:line), .record_id, .field
-    └── GraphError      e.g. a cycle in the account hierarchy
+LeadDSLError
+├── ScriptError     .diagnostics; str() prints each one in caret form
+│   ├── ParseError  syntax, translated from Lark
+│   └── CheckError  semantic checks
+├── RecordError     .source (file:line), .record_id, .field
+└── GraphError      e.g. a cycle in the account hierarchy
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class LeadDSLError(Exception):
 
 
 class ScriptError(LeadDSLError):
-    """A rule script has errors. ``.diagnostics`` holds every problem found (errors and warnings)."""
+    """A rule script has errors; ``.diagnostics`` holds every problem found, warnings too."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
@@ -61,7 +61,11 @@ class RecordError(LeadDSLError):
     """
 
     def __init__(
-        self, message: str, *, source: str | None = None, record_id: str | None = None,
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        record_id: str | None = None,
         field: str | None = None,
     ) -> None:
         self.message = message

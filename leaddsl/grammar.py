@@ -34,7 +34,7 @@ def grammar_path() -> Path:
 
 
 class _IndentError(Exception):
-    """A line dedented to a column no enclosing block started at (Lark's DedentError has no place)."""
+    """A line dedented to no enclosing block's column (Lark's DedentError has no position)."""
 
     def __init__(self, token: Token, expected: int) -> None:
         super().__init__("bad dedent")
@@ -105,9 +105,14 @@ def parse_tree(source: Source) -> Tree[Token]:
 
 # Terminals named in words; keywords and punctuation are quoted from the grammar itself.
 _WORDS = {
-    "NAME": "a name", "NUMBER": "a number", "STRING": 'a quoted text like "pricing"',
-    "OP": "a comparison (=, !=, <, <=, >, >=)", "_NL": "end of line",
-    "_INDENT": "an indented block", "_DEDENT": "the end of the block", "$END": "end of script",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": 'a quoted text like "pricing"',
+    "OP": "a comparison (=, !=, <, <=, >, >=)",
+    "_NL": "end of line",
+    "_INDENT": "an indented block",
+    "_DEDENT": "the end of the block",
+    "$END": "end of script",
     "EXACTLY": "'exactly'",
 }
 
@@ -122,11 +127,10 @@ def _terminal_words(parser: Lark) -> dict[str, str]:
 
 def _keywords(parser: Lark) -> frozenset[str]:
     return frozenset(
-        t.pattern.value for t in parser.terminals
+        t.pattern.value
+        for t in parser.terminals
         if t.pattern.type == "str" and t.pattern.value.replace("-", "").isalpha()
     )
-
-
 
 
 def keywords() -> frozenset[str]:
@@ -153,22 +157,26 @@ def _expected_words(expected: set[str], words: dict[str, str]) -> str:
         return ""
     if len(names) > 8:
         names = names[:8] + ["..."]
-    return "expected " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1])
+    return "expected " + (
+        names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    )
 
 
 def _syntax_diagnostic(source: Source, exc: UnexpectedInput, parser: Lark) -> Diagnostic:
     words = _terminal_words(parser)
     if isinstance(exc, UnexpectedCharacters):
-        pos = exc.pos_in_stream
+        pos, line, col = exc.pos_in_stream or 0, exc.line or 1, exc.column or 1
         char = source.text[pos] if pos < len(source.text) else ""
-        span = Span(pos, pos + 1, exc.line, exc.column, exc.line, exc.column + 1)
+        span = Span(pos, pos + 1, line, col, line, col + 1)
         hint = {
             "'": 'use double quotes for text: "like this"',
-            "&": "write 'and'", "|": "write 'or'", "!": "write 'not', or '!=' for not equal",
+            "&": "write 'and'",
+            "|": "write 'or'",
+            "!": "write 'not', or '!=' for not equal",
             "=": "write '=' to compare (not '==')",
         }.get(char)
         if char == "=" and pos > 0 and source.text[pos - 1] == "=":
-            span = Span(pos - 1, pos + 1, exc.line, exc.column - 1, exc.line, exc.column + 1)
+            span = Span(pos - 1, pos + 1, line, col - 1, line, col + 1)
         return make(source, "syntax", "error", f"unexpected character {char!r}", span, hint)
 
     if isinstance(exc, UnexpectedEOF):
@@ -219,12 +227,15 @@ def _hint(token: Token, expected: set[str], words: dict[str, str]) -> str | None
 
 def _indent_diagnostic(source: Source, exc: _IndentError) -> Diagnostic:
     token = exc.token
-    line = (token.end_line or token.line or 1)
+    line = token.end_line or token.line or 1
     indent = str(token).rsplit("\n", 1)[1]
     start = (token.end_pos or 0) - len(indent)
     span = Span(start, start + max(1, len(indent)), line, 1, line, len(indent) + 1)
     return make(
-        source, "indent", "error",
+        source,
+        "indent",
+        "error",
         f"this line's indentation ({len(indent)}) matches no enclosing block",
-        span, f"indent it as the lines of its block ({exc.expected} columns)",
+        span,
+        f"indent it as the lines of its block ({exc.expected} columns)",
     )

@@ -14,17 +14,46 @@ import attrs
 from .ast import NO_SPAN, Span
 
 __all__ = [
-    "Attr", "ModelScore", "TotalScore", "LabelOf", "Subject",
-    "Cmp", "In", "Text", "Present", "EventCount", "Gained", "Inactive", "IsQualified",
-    "IsDisqualified", "AllOf", "AnyOf", "Negate", "Cond",
-    "Agg", "CountOf", "RolesCount", "AggCmp", "AnyMember", "AllMembers",
-    "EventRule", "ConditionRule", "Model", "Rung", "Ladder", "Combined", "QualifyLine",
-    "DisqualifyLine", "AccountPlan", "Plan", "specificity",
+    "Attr",
+    "ModelScore",
+    "TotalScore",
+    "LabelOf",
+    "Subject",
+    "Cmp",
+    "In",
+    "Text",
+    "Present",
+    "EventCount",
+    "Gained",
+    "Inactive",
+    "IsQualified",
+    "IsDisqualified",
+    "AllOf",
+    "AnyOf",
+    "Negate",
+    "Cond",
+    "Agg",
+    "CountOf",
+    "RolesCount",
+    "AggCmp",
+    "AnyMember",
+    "AllMembers",
+    "EventRule",
+    "ConditionRule",
+    "Model",
+    "Rung",
+    "Ladder",
+    "Combined",
+    "QualifyLine",
+    "DisqualifyLine",
+    "AccountPlan",
+    "Plan",
+    "specificity",
 ]
 
 
 def _span() -> Span:
-    return attrs.field(default=NO_SPAN, eq=False, repr=False)  # type: ignore[no-any-return]
+    return attrs.field(default=NO_SPAN, eq=False, repr=False)
 
 
 # ---- subjects -------------------------------------------------------------------
@@ -67,7 +96,7 @@ class Cmp:
 @attrs.frozen
 class In:
     subject: Subject
-    values: tuple[str | float | bool, ...] = attrs.field(converter=tuple)
+    values: tuple[str | float | bool, ...]
     negated: bool = False
     exact: bool = False
 
@@ -124,12 +153,12 @@ class IsDisqualified:
 
 @attrs.frozen
 class AllOf:
-    items: tuple[Cond, ...] = attrs.field(converter=tuple)
+    items: tuple[Cond, ...]
 
 
 @attrs.frozen
 class AnyOf:
-    items: tuple[Cond, ...] = attrs.field(converter=tuple)
+    items: tuple[Cond, ...]
 
 
 @attrs.frozen
@@ -175,8 +204,21 @@ class AllMembers:
 
 
 Cond = Union[
-    Cmp, In, Text, Present, EventCount, Gained, Inactive, IsQualified, IsDisqualified, AllOf,
-    AnyOf, Negate, AggCmp, AnyMember, AllMembers,
+    Cmp,
+    In,
+    Text,
+    Present,
+    EventCount,
+    Gained,
+    Inactive,
+    IsQualified,
+    IsDisqualified,
+    AllOf,
+    AnyOf,
+    Negate,
+    AggCmp,
+    AnyMember,
+    AllMembers,
 ]
 
 
@@ -211,8 +253,11 @@ class EventRule:
         return specificity(self.object, self.name)
 
     def matches(self, action: str, object_: str | None, name: str | None) -> bool:
-        return (self.action == action and (self.object is None or self.object == object_)
-                and (self.name is None or self.name == name))
+        return (
+            self.action == action
+            and (self.object is None or self.object == object_)
+            and (self.name is None or self.name == name)
+        )
 
 
 @attrs.frozen
@@ -245,7 +290,7 @@ class Rung:
 @attrs.frozen
 class Ladder:
     name: str
-    rungs: tuple[Rung, ...] = attrs.field(converter=tuple)
+    rungs: tuple[Rung, ...]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -257,7 +302,7 @@ class Combined:
     """A label joined from parts: ("label", ladder), ("rank", ladder) or ("text", literal)."""
 
     name: str
-    parts: tuple[tuple[str, str], ...] = attrs.field(converter=tuple)
+    parts: tuple[tuple[str, str], ...]
 
 
 @attrs.frozen
@@ -266,7 +311,7 @@ class QualifyLine:
     text: str
     line: int
     # The top-level `and` terms, each with its source text: what missing() reports.
-    parts: tuple[tuple[str, Cond], ...] = attrs.field(converter=tuple)
+    parts: tuple[tuple[str, Cond], ...]
 
 
 @attrs.frozen
@@ -289,16 +334,16 @@ class AccountPlan:
 
 @attrs.frozen
 class Plan:
-    models: tuple[Model, ...] = attrs.field(converter=tuple)
-    event_rules: tuple[EventRule, ...] = attrs.field(converter=tuple)
-    condition_rules: tuple[ConditionRule, ...] = attrs.field(converter=tuple)
-    disqualify: tuple[DisqualifyLine, ...] = attrs.field(converter=tuple)
-    qualify: tuple[QualifyLine, ...] = attrs.field(converter=tuple)
+    models: tuple[Model, ...]
+    event_rules: tuple[EventRule, ...]
+    condition_rules: tuple[ConditionRule, ...]
+    disqualify: tuple[DisqualifyLine, ...]
+    qualify: tuple[QualifyLine, ...]
     # Ladders, combined labels and the two flags, in an order where each comes after what it uses.
-    steps: tuple[Step, ...] = attrs.field(converter=tuple)
+    steps: tuple[Step, ...]
     # Attributes compared with numbers (records must hold numbers there) and declared types.
     numeric_attributes: frozenset[str] = frozenset()
-    schema: tuple[tuple[str, str], ...] = attrs.field(converter=tuple, default=())
+    schema: tuple[tuple[str, str], ...] = ()
     account: AccountPlan = AccountPlan()
     source: str = ""
     filename: str = "<script>"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,22 @@ import orjson
 
 from .errors import RecordError
 
-__all__ = ["parse_time", "to_datetime", "Rejected", "read_ndjson", "check_event", "check_contact",
-           "Event"]
+__all__ = [
+    "parse_time",
+    "to_datetime",
+    "Rejected",
+    "read_ndjson",
+    "check_event",
+    "check_contact",
+    "Event",
+]
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
-def parse_time(value: object, *, source: str | None = None, record_id: str | None = None,
-               field: str = "at") -> float:
+def parse_time(
+    value: object, *, source: str | None = None, record_id: str | None = None, field: str = "at"
+) -> float:
     """Seconds since the epoch for an ISO 8601 text, a datetime or a number of seconds.
 
     A time without an offset is UTC.
@@ -34,15 +42,20 @@ def parse_time(value: object, *, source: str | None = None, record_id: str | Non
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            raise RecordError(f"cannot read {value!r} as an ISO 8601 time", source=source,
-                              record_id=record_id, field=field) from None
+            raise RecordError(
+                f"cannot read {value!r} as an ISO 8601 time",
+                source=source,
+                record_id=record_id,
+                field=field,
+            ) from None
     elif isinstance(value, datetime):
         dt = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     else:
-        raise RecordError(f"expected a time, got {value!r}", source=source, record_id=record_id,
-                          field=field)
+        raise RecordError(
+            f"expected a time, got {value!r}", source=source, record_id=record_id, field=field
+        )
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=_UTC)
     return dt.timestamp()
@@ -92,16 +105,27 @@ def check_event(rec: object, source: str, *, require_contact: bool = False) -> E
         raise RecordError(f"expected text, got {rec['id']!r}", source=source, field="id")
     action = rec.get("action")
     if not isinstance(action, str) or not action:
-        raise RecordError("missing action" if action is None else f"expected text, got {action!r}",
-                          source=source, record_id=rid, field="action")
+        raise RecordError(
+            "missing action" if action is None else f"expected text, got {action!r}",
+            source=source,
+            record_id=rid,
+            field="action",
+        )
     if "at" not in rec or rec["at"] is None:
         raise RecordError("missing time", source=source, record_id=rid, field="at")
     at = parse_time(rec["at"], source=source, record_id=rid)
     contact = _opt_text(rec, "contact", source, rid)
     if require_contact and contact is None:
         raise RecordError("missing contact", source=source, record_id=rid, field="contact")
-    return Event(rid, contact, at, action, _opt_text(rec, "object", source, rid),
-                 _opt_text(rec, "name", source, rid), _opt_text(rec, "channel", source, rid))
+    return Event(
+        rid,
+        contact,
+        at,
+        action,
+        _opt_text(rec, "object", source, rid),
+        _opt_text(rec, "name", source, rid),
+        _opt_text(rec, "channel", source, rid),
+    )
 
 
 def check_contact(rec: object, source: str, numeric: Iterable[str] = ()) -> dict[str, Any]:
@@ -113,8 +137,11 @@ def check_contact(rec: object, source: str, numeric: Iterable[str] = ()) -> dict
         raise RecordError(f"a contact must be an object, got {type(rec).__name__}", source=source)
     rid = record_id(rec)
     if rid is None:
-        raise RecordError("missing id" if rec.get("id") is None else
-                          f"expected text, got {rec.get('id')!r}", source=source, field="id")
+        raise RecordError(
+            "missing id" if rec.get("id") is None else f"expected text, got {rec.get('id')!r}",
+            source=source,
+            field="id",
+        )
     attrs_ = dict(rec)
     attrs_["id"] = rid
     for name in numeric:
@@ -130,8 +157,9 @@ def check_contact(rec: object, source: str, numeric: Iterable[str] = ()) -> dict
                 continue
             except ValueError:
                 pass
-        raise RecordError(f"expected a number, got {value!r}", source=source, record_id=rid,
-                          field=name)
+        raise RecordError(
+            f"expected a number, got {value!r}", source=source, record_id=rid, field=name
+        )
     return attrs_
 
 
@@ -144,8 +172,9 @@ class Rejected:
     record: object = None
 
 
-def read_ndjson(path: str | Path, rejected: list[Rejected] | None = None
-                ) -> Iterator[tuple[str, Any]]:
+def read_ndjson(
+    path: str | Path, rejected: list[Rejected] | None = None
+) -> Iterator[tuple[str, Any]]:
     """Yield ``(source, record)`` for each non-blank line of an NDJSON file.
 
     A line that is not JSON raises RecordError naming ``file:line``, or, when ``rejected`` is a

@@ -98,8 +98,11 @@ class ContactResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: id, each model, total, labels, flags, as-of time."""
         return {
-            "id": self.id, "total": self.total, "scores": dict(self.scores),
-            "labels": dict(self.labels), "qualified": self.qualified,
+            "id": self.id,
+            "total": self.total,
+            "scores": dict(self.scores),
+            "labels": dict(self.labels),
+            "qualified": self.qualified,
             "disqualified": self.disqualified,
             "reasons": list(self.reasons),
             "as_of": None if self.as_of is None else self.as_of.isoformat(),

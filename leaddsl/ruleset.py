@@ -25,9 +25,22 @@ _MEMO_LIMIT = 200_000  # distinct event keys remembered; past that, resolve with
 class EvalState:
     """Everything known about one contact while it is scored; kept by its result for explain()."""
 
-    __slots__ = ("ruleset", "attrs", "as_of", "selected", "counters", "last_time", "scores",
-                 "rule_points", "condition_hits", "total", "labels", "ranks", "qualified",
-                 "reasons")
+    __slots__ = (
+        "ruleset",
+        "attrs",
+        "as_of",
+        "selected",
+        "counters",
+        "last_time",
+        "scores",
+        "rule_points",
+        "condition_hits",
+        "total",
+        "labels",
+        "ranks",
+        "qualified",
+        "reasons",
+    )
 
     def __init__(self, ruleset: Ruleset, attrs_: Mapping[str, Any], as_of: float | None) -> None:
         self.ruleset = ruleset
@@ -59,8 +72,12 @@ def _fold(value: str, exact: bool) -> str:
 
 def _compare(op: str) -> Callable[[Any, Any], bool]:
     return {
-        "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+        "=": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
     }[op]
 
 
@@ -87,15 +104,18 @@ class Ruleset:
         self._steps: list[tuple[str, Any]] = []
         for step in plan.steps:
             if isinstance(step, P.Ladder):
-                rungs = tuple((r.label, None if r.condition is None else self._pred(r.condition))
-                              for r in step.rungs)
+                rungs = tuple(
+                    (r.label, None if r.condition is None else self._pred(r.condition))
+                    for r in step.rungs
+                )
                 self._steps.append(("ladder", (step.name, rungs)))
             elif isinstance(step, P.Combined):
                 self._steps.append(("combined", step))
             else:
                 self._steps.append((step, None))
-        self._counter_actions = {k[0] for k in self._counter_keys}
-        self._memo: dict[tuple[str, str | None, str | None], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._memo: dict[
+            tuple[str, str | None, str | None], tuple[tuple[int, ...], tuple[int, ...]]
+        ] = {}
         self._memo_lock = threading.Lock()
 
     # ---- public ----------------------------------------------------------------------
@@ -112,8 +132,14 @@ class Ruleset:
     def source(self) -> str:
         return self.plan.source
 
-    def score(self, contact: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = (),
-              as_of: object = None, *, source: str = "events") -> ContactResult:
+    def score(
+        self,
+        contact: Mapping[str, Any],
+        events: Iterable[Mapping[str, Any]] = (),
+        as_of: object = None,
+        *,
+        source: str = "events",
+    ) -> ContactResult:
         """Score one contact from its attributes and its events.
 
         Args:
@@ -145,8 +171,12 @@ class Ruleset:
             if ev.contact is not None and ev.contact != cid:
                 from .errors import RecordError
 
-                raise RecordError(f"event of contact {ev.contact!r} given for contact {cid!r}",
-                                  source=f"{source}[{i}]", record_id=ev.id, field="contact")
+                raise RecordError(
+                    f"event of contact {ev.contact!r} given for contact {cid!r}",
+                    source=f"{source}[{i}]",
+                    record_id=ev.id,
+                    field="contact",
+                )
             eid = ev.id
             if eid is None:
                 eid = f"{source}[{i}]"
@@ -157,9 +187,12 @@ class Ruleset:
         when = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
         return self._score_parsed(attrs_, parsed, when)
 
-    def _score_parsed(self, attrs_: Mapping[str, Any],
-                      events: list[tuple[float, str, str, str | None, str | None]],
-                      as_of: float | None) -> ContactResult:
+    def _score_parsed(
+        self,
+        attrs_: Mapping[str, Any],
+        events: list[tuple[float, str, str, str | None, str | None]],
+        as_of: float | None,
+    ) -> ContactResult:
         if as_of is None and events:
             as_of = max(e[0] for e in events)
         st = EvalState(self, attrs_, as_of)
@@ -185,15 +218,22 @@ class Ruleset:
         st.last_time = last
         self._finish(st)
         return ContactResult(
-            id=str(attrs_["id"]), total=st.total, scores=dict(st.scores), labels=dict(st.labels),
-            qualified=st.qualified, disqualified=bool(st.reasons), reasons=st.reasons,
-            as_of=to_datetime(as_of), state=st,
+            id=str(attrs_["id"]),
+            total=st.total,
+            scores=dict(st.scores),
+            labels=dict(st.labels),
+            qualified=st.qualified,
+            disqualified=bool(st.reasons),
+            reasons=st.reasons,
+            as_of=to_datetime(as_of),
+            state=st,
         )
 
     # ---- event index ---------------------------------------------------------------------
 
-    def _targets(self, key: tuple[str, str | None, str | None]
-                 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    def _targets(
+        self, key: tuple[str, str | None, str | None]
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Rules scoring an event with this key (specificity applied per model), and counters."""
         action, obj, name = key
         matching = [r for r in self._by_action.get(action, ()) if r.matches(action, obj, name)]
@@ -204,8 +244,11 @@ class Ruleset:
             top = max((r.specificity for r in plain), default=-1)
             chosen.extend(r.index for r in mine if r.additive or r.specificity == top)
         rule_ids = tuple(sorted(self._slot[i] for i in chosen))
-        counters = tuple(i for i, (a, o, n) in enumerate(self._counter_keys)
-                         if a == action and (o is None or o == obj) and (n is None or n == name))
+        counters = tuple(
+            i
+            for i, (a, o, n) in enumerate(self._counter_keys)
+            if a == action and (o is None or o == obj) and (n is None or n == name)
+        )
         hit = (rule_ids, counters)
         if len(self._memo) < _MEMO_LIMIT:
             with self._memo_lock:
@@ -214,8 +257,9 @@ class Ruleset:
 
     # ---- per-contact reduction -------------------------------------------------------------
 
-    def _rule_outcome(self, rule: P.EventRule, picked: list[tuple[float, str, str | None]],
-                      as_of: float) -> tuple[list[tuple[float, str, str | None]], float, float]:
+    def _rule_outcome(
+        self, rule: P.EventRule, picked: list[tuple[float, str, str | None]], as_of: float
+    ) -> tuple[list[tuple[float, str, str | None]], float, float]:
         """The events a rule counts, their decayed sum (before the cap), their raw sum."""
         model = self._model_of[rule.model]
         horizon = min(w for w in (rule.window, model.expire, math.inf) if w is not None)
@@ -243,6 +287,9 @@ class Ruleset:
         per_model: dict[str, list[float]] = {m: [] for m in self._models}
         every: list[float] = []
         for i, rule in enumerate(self._rules):
+            if not st.selected[i]:
+                st.rule_points.append((0.0, 0.0, 0.0, False))
+                continue
             picked, decayed, raw = self._rule_outcome(rule, st.selected[i], as_of)
             st.selected[i] = picked
             final = decayed
@@ -254,12 +301,12 @@ class Ruleset:
             if picked:
                 per_model[rule.model].append(final)
                 every.append(final)
-        for i, rule in enumerate(self.plan.condition_rules):
+        for i, crule in enumerate(self.plan.condition_rules):
             hit = self._condition_preds[i](st)
             st.condition_hits.append(hit)
             if hit:
-                per_model[rule.model].append(rule.points)
-                every.append(rule.points)
+                per_model[crule.model].append(crule.points)
+                every.append(crule.points)
         st.scores = {m: _fsum(v) for m, v in per_model.items()}
         st.total = _fsum(every)
         for kind, data in self._steps:
@@ -277,7 +324,8 @@ class Ruleset:
             else:
                 st.labels[data.name] = "".join(
                     st.labels[v] if k == "label" else str(st.ranks[v]) if k == "rank" else v
-                    for k, v in data.parts)
+                    for k, v in data.parts
+                )
 
     # ---- explanation -----------------------------------------------------------------------
 
@@ -288,22 +336,48 @@ class Ruleset:
             if not picked:
                 continue
             final, decayed, raw, capped = st.rule_points[i]
-            out.append((rule.index, Contribution(
-                model=rule.model, rule=rule.text, line=rule.span.line, span=rule.span,
-                points=final, before_cap=decayed, raw=raw, capped=capped,
-                events=tuple(e[1] for e in picked), kind="event")))
+            out.append(
+                (
+                    rule.index,
+                    Contribution(
+                        model=rule.model,
+                        rule=rule.text,
+                        line=rule.span.line,
+                        span=rule.span,
+                        points=final,
+                        before_cap=decayed,
+                        raw=raw,
+                        capped=capped,
+                        events=tuple(e[1] for e in picked),
+                        kind="event",
+                    ),
+                )
+            )
         for i, crule in enumerate(self.plan.condition_rules):
             if st.condition_hits[i]:
-                out.append((crule.index, Contribution(
-                    model=crule.model, rule=crule.text, line=crule.span.line, span=crule.span,
-                    points=crule.points, before_cap=crule.points, raw=crule.points, capped=False,
-                    events=(), kind="condition")))
+                out.append(
+                    (
+                        crule.index,
+                        Contribution(
+                            model=crule.model,
+                            rule=crule.text,
+                            line=crule.span.line,
+                            span=crule.span,
+                            points=crule.points,
+                            before_cap=crule.points,
+                            raw=crule.points,
+                            capped=False,
+                            events=(),
+                            kind="condition",
+                        ),
+                    )
+                )
         out.sort(key=lambda x: x[0])
         return tuple(c for _, c in out)
 
     def qualify_checks(self, st: EvalState) -> tuple[QualifyCheck, ...]:
         checks = []
-        for line, pred in zip(self.plan.qualify, self._qualify):
+        for line, pred in zip(self.plan.qualify, self._qualify, strict=True):
             parts = [Check(text, self._pred(cond)(st)) for text, cond in line.parts]
             if st.reasons:
                 parts.append(Check(f"not disqualified ({', '.join(st.reasons)})", False))
@@ -339,11 +413,19 @@ class Ruleset:
                 get = self._value(s)
                 cmp = _compare(op)
                 if isinstance(value, bool):
-                    return lambda st: (v := get(st)) is not None and isinstance(v, bool) and cmp(v, value)
+                    return lambda st: (
+                        (v := get(st)) is not None and isinstance(v, bool) and cmp(v, value)
+                    )
                 if isinstance(value, float):
+
                     def num(st: EvalState) -> bool:
                         v = get(st)
-                        return isinstance(v, (int, float)) and not isinstance(v, bool) and cmp(v, value)
+                        return (
+                            isinstance(v, (int, float))
+                            and not isinstance(v, bool)
+                            and cmp(v, value)
+                        )
+
                     return num
                 want = _fold(value, exact)
 
@@ -352,10 +434,13 @@ class Ruleset:
                     if _missing(v):
                         return False
                     return cmp(_fold(v if isinstance(v, str) else _as_text(v), exact), want)
+
                 return text
             case P.In(subject=s, values=values, negated=negated, exact=exact):
                 get = self._value(s)
-                nums = frozenset(v for v in values if isinstance(v, float) and not isinstance(v, bool))
+                nums = frozenset(
+                    v for v in values if isinstance(v, float) and not isinstance(v, bool)
+                )
                 texts = frozenset(_fold(v, exact) for v in values if isinstance(v, str))
 
                 def member(st: EvalState) -> bool:
@@ -369,24 +454,28 @@ class Ruleset:
                     else:
                         found = _fold(str(v), exact) in texts
                     return found != negated
+
                 return member
             case P.Text(subject=s, kind=kind, value=value, exact=exact):
                 get = self._value(s)
                 want = _fold(value, exact)
                 test: Callable[[str, str], bool] = {
-                    "contains": lambda a, b: b in a, "starts": str.startswith,
-                    "ends": str.endswith}[kind]
+                    "contains": lambda a, b: b in a,
+                    "starts": str.startswith,
+                    "ends": str.endswith,
+                }[kind]
 
                 def text_test(st: EvalState) -> bool:
                     v = get(st)
                     if _missing(v) or isinstance(v, bool):
                         return False
                     return test(_fold(v if isinstance(v, str) else _as_text(v), exact), want)
+
                 return text_test
             case P.Present(subject=s, present=present):
                 get = self._value(s)
                 return lambda st: (not _missing(get(st))) == present
-            case P.EventCount(action=a, object=o, name=n, at_least=k, window=w):
+            case P.EventCount(at_least=k, window=w):
                 slot = self._counter(cond)
 
                 def count(st: EvalState) -> bool:
@@ -395,10 +484,11 @@ class Ruleset:
                         return len(times) >= k
                     as_of = st.as_of or 0.0
                     return sum(1 for t in times if as_of - t <= w) >= k
+
                 return count
-            case P.Gained(model=m, window=w, op=op, value=value):
+            case P.Gained(model=m, window=span, op=op, value=value):
                 cmp = _compare(op)
-                return lambda st: cmp(self._gained(st, m, w), value)
+                return lambda st: cmp(self._gained(st, m, span), value)
             case P.Inactive(window=w):
                 return lambda st: st.last_time is None or (st.as_of or 0.0) - st.last_time > w
             case P.IsQualified():
@@ -440,4 +530,3 @@ def _as_text(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
-

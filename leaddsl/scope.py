@@ -12,15 +12,40 @@ import attrs
 
 from . import ast as A
 
-__all__ = ["Scope", "build_scope", "BUILTIN_OBJECTS", "DEFAULT_MODEL", "walk_conditions",
-           "iter_rules"]
+__all__ = [
+    "Scope",
+    "build_scope",
+    "BUILTIN_OBJECTS",
+    "DEFAULT_MODEL",
+    "walk_conditions",
+    "iter_rules",
+]
 
 # Object kinds known without declaration (the vocabulary of marketing tools, see the brief).
 # A script adds its own with `objects: video, podcast`.
-BUILTIN_OBJECTS = frozenset({
-    "email", "campaign", "page", "landing", "form", "asset", "webinar", "chatbot", "popup",
-    "automation", "tag", "video", "meeting", "call", "ad", "sms", "event", "document", "trial",
-})
+BUILTIN_OBJECTS = frozenset(
+    {
+        "email",
+        "campaign",
+        "page",
+        "landing",
+        "form",
+        "asset",
+        "webinar",
+        "chatbot",
+        "popup",
+        "automation",
+        "tag",
+        "video",
+        "meeting",
+        "call",
+        "ad",
+        "sms",
+        "event",
+        "document",
+        "trial",
+    }
+)
 DEFAULT_MODEL = "default"
 ATTRIBUTE_TYPES = ("text", "number", "boolean")
 

@@ -1,4 +1,4 @@
-"""Script text -> Ruleset: parse, check, compile. The front door behind leaddsl.compile/check/load."""
+"""Script text -> Ruleset: parse, check, compile; the front door of compile, check and load."""
 
 from __future__ import annotations
 

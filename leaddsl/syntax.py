@@ -37,15 +37,22 @@ def unquote(text: str) -> str:
 
 
 def _tok_span(tok: Token) -> A.Span:
-    return A.Span(tok.start_pos or 0, tok.end_pos or 0, tok.line or 1, tok.column or 1,
-                  tok.end_line or tok.line or 1, tok.end_column or tok.column or 1)
+    return A.Span(
+        tok.start_pos or 0,
+        tok.end_pos or 0,
+        tok.line or 1,
+        tok.column or 1,
+        tok.end_line or tok.line or 1,
+        tok.end_column or tok.column or 1,
+    )
 
 
 def _span(meta: Any) -> A.Span:
     if getattr(meta, "empty", True):
         return A.NO_SPAN
-    return A.Span(meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line,
-                  meta.end_column)
+    return A.Span(
+        meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line, meta.end_column
+    )
 
 
 def _subject(node: Any) -> A.Subject:
@@ -58,7 +65,7 @@ def _exact(tok: Token | None) -> bool:
     return tok is not None
 
 
-def _flatten(cls: type, items: tuple[Any, ...]) -> tuple[Any, ...]:
+def _flatten(cls: type[A.And] | type[A.Or], items: tuple[Any, ...]) -> tuple[Any, ...]:
     # (a and b) and c means a and b and c: keep one flat node so layout never changes the tree.
     out: list[Any] = []
     for item in items:
@@ -158,7 +165,9 @@ class _ToAst(Transformer[Token, A.Script]):
         return A.Qualify(condition, _span(meta))
 
     def disqualify(self, meta: Any, reason: Token | None, condition: A.Condition) -> A.Disqualify:
-        return A.Disqualify(None if reason is None else unquote(str(reason)), condition, _span(meta))
+        return A.Disqualify(
+            None if reason is None else unquote(str(reason)), condition, _span(meta)
+        )
 
     # ---- conditions ----
     def or_expr(self, meta: Any, *items: A.Condition) -> A.Or:
@@ -170,8 +179,9 @@ class _ToAst(Transformer[Token, A.Script]):
     def not_(self, meta: Any, item: A.Condition) -> A.Not:
         return A.Not(item, _span(meta))
 
-    def compare(self, meta: Any, subject: Any, op: Token, value: A.Literal, ex: Token | None
-                ) -> A.Compare:
+    def compare(
+        self, meta: Any, subject: Any, op: Token, value: A.Literal, ex: Token | None
+    ) -> A.Compare:
         return A.Compare(_subject(subject), str(op), value, _exact(ex), "op", _span(meta))
 
     def is_(self, meta: Any, subject: Any, value: A.Literal, ex: Token | None) -> A.Compare:
@@ -180,16 +190,19 @@ class _ToAst(Transformer[Token, A.Script]):
     def is_not(self, meta: Any, subject: Any, value: A.Literal, ex: Token | None) -> A.Compare:
         return A.Compare(_subject(subject), "!=", value, _exact(ex), "is", _span(meta))
 
-    def in_(self, meta: Any, subject: Any, values: tuple[A.Literal, ...], ex: Token | None
-            ) -> A.InList:
+    def in_(
+        self, meta: Any, subject: Any, values: tuple[A.Literal, ...], ex: Token | None
+    ) -> A.InList:
         return A.InList(_subject(subject), values, False, _exact(ex), _span(meta))
 
-    def not_in(self, meta: Any, subject: Any, values: tuple[A.Literal, ...], ex: Token | None
-               ) -> A.InList:
+    def not_in(
+        self, meta: Any, subject: Any, values: tuple[A.Literal, ...], ex: Token | None
+    ) -> A.InList:
         return A.InList(_subject(subject), values, True, _exact(ex), _span(meta))
 
-    def _text(self, meta: Any, kind: str, subject: Any, value: Token, ex: Token | None
-              ) -> A.TextTest:
+    def _text(
+        self, meta: Any, kind: str, subject: Any, value: Token, ex: Token | None
+    ) -> A.TextTest:
         lit = A.Literal(unquote(str(value)), _tok_span(value))
         return A.TextTest(_subject(subject), kind, lit, _exact(ex), _span(meta))
 
@@ -233,8 +246,14 @@ class _ToAst(Transformer[Token, A.Script]):
         *words, target, at_least, within = children
         name = target[1] if target is not None and target[0] == "name" else None
         any_name = target is not None and target[0] == "any"
-        return A.EventTest(tuple(str(w) for w in words), name, any_name, at_least,
-                           None if within is None else within.duration, _span(meta))
+        return A.EventTest(
+            tuple(str(w) for w in words),
+            name,
+            any_name,
+            at_least,
+            None if within is None else within.duration,
+            _span(meta),
+        )
 
     def any_name(self, meta: Any, _tok: Token) -> tuple[str, None]:
         return ("any", None)
@@ -245,8 +264,9 @@ class _ToAst(Transformer[Token, A.Script]):
     def at_least(self, meta: Any, value: Token) -> float:
         return float(value)
 
-    def velocity(self, meta: Any, subject: Any, duration: A.Duration, op: Token, value: Token
-                 ) -> A.Velocity:
+    def velocity(
+        self, meta: Any, subject: Any, duration: A.Duration, op: Token, value: Token
+    ) -> A.Velocity:
         lit = A.Literal(float(value), _tok_span(value))
         return A.Velocity(_subject(subject), duration, str(op), lit, _span(meta))
 
@@ -254,8 +274,9 @@ class _ToAst(Transformer[Token, A.Script]):
         return A.Inactive(duration, _span(meta))
 
     # ---- account aggregates ----
-    def aggregate_test(self, meta: Any, aggregate: A.AggregateExpr, op: Token, value: Token
-                       ) -> A.AggregateTest:
+    def aggregate_test(
+        self, meta: Any, aggregate: A.AggregateExpr, op: Token, value: Token
+    ) -> A.AggregateTest:
         lit = A.Literal(float(value), _tok_span(value))
         return A.AggregateTest(aggregate, str(op), lit, _span(meta))
 
@@ -268,15 +289,16 @@ class _ToAst(Transformer[Token, A.Script]):
     def all_contacts(self, meta: Any, where: A.Condition) -> A.AllContacts:
         return A.AllContacts(where, _span(meta))
 
-    def agg_by(self, meta: Any, fn: Token, top: int | None, where: A.Condition | None, by: Token
-               ) -> A.Aggregate:
+    def agg_by(
+        self, meta: Any, fn: Token, top: float | None, where: A.Condition | None, by: Token
+    ) -> A.Aggregate:
         return A.Aggregate(str(fn), str(by), top, where, _span(meta))
 
     def agg_fn(self, meta: Any, tok: Token) -> Token:
         return tok
 
     def top(self, meta: Any, value: Token) -> float:
-        return float(value)  # type: ignore[return-value]  # checked to be a whole number later
+        return float(value)
 
     def agg_count(self, meta: Any, where: A.Condition | None) -> A.CountContacts:
         return A.CountContacts(where, _span(meta))

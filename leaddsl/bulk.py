@@ -1,0 +1,154 @@
+"""Score many contacts at once: records or NDJSON files in, a Scored (results + rejects) out.
+
+The as-of time defaults to the latest event over all the data, so a re-run gives the same
+answer. A bad record either stops the run (``errors="raise"``) or is set aside with its reason
+(``errors="collect"``); either way, none is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import LeadDSLError, RecordError
+from .records import Rejected, check_contact, check_event, parse_time, read_ndjson, to_datetime
+from .results import ContactResult
+from .ruleset import Ruleset
+
+__all__ = ["score_all", "Scored"]
+
+Records = Iterable[Mapping[str, Any]] | str | Path
+ParsedEvent = tuple[float, str, str, str | None, str | None]
+
+
+@attrs.frozen
+class Scored:
+    """Results of a run, by contact id in input order, and every record set aside."""
+
+    results: dict[str, ContactResult]
+    rejected: tuple[Rejected, ...]
+    as_of: datetime | None
+    events: int  # events scored
+
+    def top(
+        self, n: int = 10, by: str = "total", where: Callable[[ContactResult], bool] | None = None
+    ) -> list[ContactResult]:
+        """The ``n`` best contacts by total (or by a model), ties by id; optionally filtered."""
+        rows = [r for r in self.results.values() if where is None or where(r)]
+
+        def key(r: ContactResult) -> tuple[float, str]:
+            value = r.total if by == "total" else r.scores.get(by, 0.0)
+            return (-value, r.id)
+
+        return sorted(rows, key=key)[:n]
+
+
+def _records(
+    data: Records, name: str, rejected: list[Rejected] | None
+) -> Iterator[tuple[str, Any]]:
+    if isinstance(data, (str, Path)):
+        try:
+            yield from read_ndjson(data, rejected)
+        except OSError as exc:
+            raise LeadDSLError(f"cannot read {name} file {str(data)!r}: {exc.strerror}") from None
+    else:
+        for i, rec in enumerate(data):
+            yield f"{name}[{i}]", rec
+
+
+def score_all(
+    rules: Ruleset,
+    contacts: Records,
+    events: Records = (),
+    *,
+    as_of: object = None,
+    errors: str = "raise",
+) -> Scored:
+    """Score every contact from its events.
+
+    Args:
+        rules: a compiled Ruleset.
+        contacts: contact mappings, or the path of an NDJSON file of them.
+        events: event mappings (each with a ``contact`` id), or an NDJSON path.
+        as_of: the evaluation time; default the latest event time in ``events``.
+        errors: ``"raise"`` stops at the first bad record with a RecordError naming it;
+            ``"collect"`` sets every bad record aside in ``Scored.rejected`` and goes on.
+
+    Returns:
+        A Scored with one ContactResult per valid contact.
+
+    Example:
+        >>> rules = compile("when opened email: +1")
+        >>> run = score_all(rules, [{"id": "c1"}], [{"id": "e1", "contact": "c1",
+        ...     "action": "opened", "object": "email", "at": "2026-01-01T00:00:00Z"}])
+        >>> run.results["c1"].total
+        1.0
+    """
+    if errors not in ("raise", "collect"):
+        raise LeadDSLError(f"errors must be 'raise' or 'collect', not {errors!r}")
+    rejected: list[Rejected] | None = [] if errors == "collect" else None
+
+    def reject(source: str, err: RecordError, record: object) -> None:
+        if rejected is None:
+            raise err
+        rejected.append(Rejected(source, str(err), record))
+
+    people: dict[str, dict[str, Any]] = {}
+    for source, rec in _records(contacts, "contacts", rejected):
+        try:
+            attrs_ = check_contact(rec, source, rules.plan.numeric_attributes)
+        except RecordError as err:
+            reject(source, err, rec)
+            continue
+        if attrs_["id"] in people:
+            reject(
+                source,
+                RecordError(
+                    "duplicate contact id", source=source, record_id=attrs_["id"], field="id"
+                ),
+                rec,
+            )
+            continue
+        people[attrs_["id"]] = attrs_
+
+    by_contact: dict[str, list[ParsedEvent]] = {cid: [] for cid in people}
+    seen: set[str] = set()
+    latest: float | None = None
+    count = 0
+    for source, rec in _records(events, "events", rejected):
+        try:
+            ev = check_event(rec, source, require_contact=True)
+        except RecordError as err:
+            reject(source, err, rec)
+            continue
+        bucket = by_contact.get(ev.contact)  # type: ignore[arg-type]
+        if bucket is None:
+            reject(
+                source,
+                RecordError(
+                    f"unknown contact {ev.contact!r}",
+                    source=source,
+                    record_id=ev.id,
+                    field="contact",
+                ),
+                rec,
+            )
+            continue
+        eid = ev.id if ev.id is not None else source
+        if eid in seen:
+            continue  # the same event delivered twice counts once
+        seen.add(eid)
+        bucket.append((ev.at, eid, ev.action, ev.object, ev.name))
+        count += 1
+        if latest is None or ev.at > latest:
+            latest = ev.at
+
+    when = latest if as_of is None else parse_time(as_of, source="as_of", field="as_of")
+    results = {
+        cid: rules._score_parsed(attrs_, by_contact[cid], when) for cid, attrs_ in people.items()
+    }
+    return Scored(results, tuple(rejected or ()), to_datetime(when), count)
