@@ -37,7 +37,7 @@ class Contribution:
 
     def describe(self) -> str:
         """One line for people: points, model, rule, and how decay and the cap shaped them."""
-        text = f"{self.points:+.2f}  {self.model:<12} line {self.line}: {self.rule}"
+        text = f"{self.points:+8.2f}  {self.model:<12} line {self.line}: {self.rule}"
         if self.kind == "event":
             n = len(self.events)
             text += f"  [{n} event{'s' if n != 1 else ''}, {self.raw:+g} before decay"

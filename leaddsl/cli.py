@@ -1,0 +1,190 @@
+"""The `leaddsl` command: argv in, exit code out (0 fine, 1 a user's mistake, 2 bad usage).
+
+Every LeadDSLError is caught once here and printed to stderr as one line plus, for scripts, the
+caret form. Any other traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from .bulk import Scored, score_all
+from .errors import LeadDSLError, ScriptError
+from .results import ContactResult
+from .ruleset import Ruleset
+from .script import check, load
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="leaddsl", description="Lead and account scoring as code.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="report every problem in rule scripts")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+
+    p = sub.add_parser("fmt", help="format rule scripts in place")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--check", action="store_true", help="exit 1 if a file would change")
+
+    for name, text in (("score", "score contacts"), ("explain", "explain one contact's points")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("rules", type=Path)
+        p.add_argument("--contacts", required=True, type=Path, help="contacts NDJSON")
+        p.add_argument("--events", type=Path, help="events NDJSON")
+        p.add_argument("--as-of", help="evaluation time (default: the latest event)")
+        p.add_argument(
+            "--errors",
+            choices=("raise", "collect"),
+            default="raise",
+            help="stop at a bad record, or set bad records aside and report them",
+        )
+        if name == "score":
+            p.add_argument("--format", choices=("table", "json", "ndjson", "csv"), default="table")
+            p.add_argument("--top", type=int, help="only the N best contacts")
+        else:
+            p.add_argument("--contact", required=True, help="the contact id")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = sys.stdout
+    try:
+        if args.command == "check":
+            return _check(args.files, args.strict)
+        if args.command == "fmt":
+            return _fmt(args.files, args.check)
+        rules = load(args.rules)
+        run = score_all(
+            rules, args.contacts, args.events or (), as_of=args.as_of, errors=args.errors
+        )
+        for rej in run.rejected:
+            print(f"leaddsl: set aside {rej.reason}", file=sys.stderr)
+        if args.command == "explain":
+            return _explain(run, args.contact)
+        out.write(_render(rules, run, args.format, args.top))
+        return 0
+    except ScriptError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except LeadDSLError as exc:
+        print(f"leaddsl: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"leaddsl: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def _check(files: list[Path], strict: bool) -> int:
+    failed = False
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"leaddsl: {path}: {exc.strerror}", file=sys.stderr)
+            failed = True
+            continue
+        for diag in check(text, str(path)):
+            print(diag.render())
+            failed |= diag.is_error or (strict and diag.severity == "warning")
+    return 1 if failed else 0
+
+
+def _fmt(files: list[Path], check_only: bool) -> int:
+    from .formatter import format as format_text
+
+    changed = False
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        new = format_text(text, str(path))
+        if new != text:
+            changed = True
+            if check_only:
+                print(f"would reformat {path}")
+            else:
+                path.write_text(new, encoding="utf-8")
+                print(f"reformatted {path}")
+    return 1 if (check_only and changed) else 0
+
+
+def _explain(run: Scored, contact: str) -> int:
+    result = run.results.get(contact)
+    if result is None:
+        raise LeadDSLError(f"no contact {contact!r} in the data")
+    print(f"{result.id}: {result.total:.2f} points at {result.as_of}")
+    for model, value in result.scores.items():
+        print(f"  {model}: {value:.2f}")
+    for name, label in result.labels.items():
+        print(f"  {name}: {label}")
+    print(
+        "qualified"
+        if result.qualified
+        else "disqualified: " + ", ".join(result.reasons)
+        if result.disqualified
+        else "not qualified"
+    )
+    print("\npoints:")
+    for row in result.explain():
+        print("  " + row.describe())
+    for line in result.missing():
+        mark = "holds" if line.holds else "fails"
+        print(f"\nline {line.line} {mark}: {line.text}")
+        for term in line.conditions:
+            print(f"  [{'x' if term.holds else ' '}] {term.text}")
+    return 0
+
+
+def _rows(rules: Ruleset, results: list[ContactResult]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for rank, r in enumerate(results, 1):
+        row: dict[str, object] = {"rank": rank, "id": r.id, "total": round(r.total, 6)}
+        row.update({m: round(v, 6) for m, v in r.scores.items()})
+        row.update(r.labels)
+        row["qualified"] = r.qualified
+        row["disqualified"] = "; ".join(r.reasons)
+        rows.append(row)
+    return rows
+
+
+def _render(rules: Ruleset, run: Scored, fmt: str, top: int | None) -> str:
+    results = run.top(top if top is not None else len(run.results))
+    if fmt == "json":
+        return (
+            orjson.dumps([r.to_dict() for r in results], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
+    if fmt == "ndjson":
+        return "".join(orjson.dumps(r.to_dict()).decode() + "\n" for r in results)
+    rows = _rows(rules, results)
+    if fmt == "csv":
+        buf = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return buf.getvalue()
+    if not rows:
+        return "no contacts\n"
+    cols = list(rows[0])
+    cells = [[_cell(row[c]) for c in cols] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
