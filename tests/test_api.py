@@ -8,13 +8,23 @@ import pytest
 
 import leaddsl
 
-ONE_LINER = ("when clicked campaign any: +5; when unsubscribed: -10; "
-             "qualify when score >= 100 and visited pricing")
+ONE_LINER = (
+    "when clicked campaign any: +5; when unsubscribed: -10; "
+    "qualify when score >= 100 and visited pricing"
+)
 
 
 def _clicks(n: int) -> list[dict[str, str]]:
-    return [{"id": f"e{i}", "action": "clicked", "object": "campaign", "name": "spring",
-             "at": f"2026-03-{i % 28 + 1:02d}T10:00:00Z"} for i in range(n)]
+    return [
+        {
+            "id": f"e{i}",
+            "action": "clicked",
+            "object": "campaign",
+            "name": "spring",
+            "at": f"2026-03-{i % 28 + 1:02d}T10:00:00Z",
+        }
+        for i in range(n)
+    ]
 
 
 def test_one_liner_compiles_and_scores() -> None:
@@ -22,8 +32,13 @@ def test_one_liner_compiles_and_scores() -> None:
     result = rules.score({"id": "c1"}, _clicks(20))
     assert result.total == 100.0
     assert not result.qualified  # the threshold alone is not enough: no pricing visit
-    pricing = {"id": "p1", "action": "visited", "object": "page", "name": "pricing",
-               "at": "2026-03-28T12:00:00Z"}
+    pricing = {
+        "id": "p1",
+        "action": "visited",
+        "object": "page",
+        "name": "pricing",
+        "at": "2026-03-28T12:00:00Z",
+    }
     assert rules.score({"id": "c1"}, [*_clicks(20), pricing]).qualified
 
 
@@ -47,7 +62,9 @@ def test_missing_names_failing_terms() -> None:
     (line,) = rules.score({"id": "c1"}, _clicks(3)).missing()
     assert not line.holds
     assert [(c.text, c.holds) for c in line.conditions] == [
-        ("score >= 100", False), ("visited pricing", False)]
+        ("score >= 100", False),
+        ("visited pricing", False),
+    ]
 
 
 def test_load_names_the_file(tmp_path: Path) -> None:

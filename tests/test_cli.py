@@ -22,60 +22,119 @@ qualify when score >= 20 and visited pricing
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaddsl", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "leaddsl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def write_data(tmp: Path, events: list[dict[str, object]]) -> None:
     (tmp / "rules.lead").write_text(RULES)
-    (tmp / "contacts.ndjson").write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in [
-        {"id": "c1", "employees": 500}, {"id": "c2", "employees": 20}]))
+    (tmp / "contacts.ndjson").write_bytes(
+        b"".join(
+            orjson.dumps(c) + b"\n"
+            for c in [{"id": "c1", "employees": 500}, {"id": "c2", "employees": 20}]
+        )
+    )
     (tmp / "events.ndjson").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
 
 
 EVENTS = [
-    {"id": "e1", "contact": "c1", "at": "2026-01-01T00:00:00Z", "action": "visited",
-     "object": "page", "name": "pricing"},
-    {"id": "e2", "contact": "c2", "at": "2026-01-01T00:00:00Z", "action": "opened",
-     "object": "email"},
+    {
+        "id": "e1",
+        "contact": "c1",
+        "at": "2026-01-01T00:00:00Z",
+        "action": "visited",
+        "object": "page",
+        "name": "pricing",
+    },
+    {
+        "id": "e2",
+        "contact": "c2",
+        "at": "2026-01-01T00:00:00Z",
+        "action": "opened",
+        "object": "email",
+    },
 ]
 
 
 def test_score_json_orders_by_total(tmp_path: Path) -> None:
     write_data(tmp_path, EVENTS)
-    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--events",
-               "events.ndjson", "--format", "json", cwd=tmp_path)
+    proc = run(
+        "score",
+        "rules.lead",
+        "--contacts",
+        "contacts.ndjson",
+        "--events",
+        "events.ndjson",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = orjson.loads(proc.stdout)
     assert [(r["id"], r["total"], r["qualified"]) for r in rows] == [
-        ("c1", 25.0, True), ("c2", 1.0, False)]
+        ("c1", 25.0, True),
+        ("c2", 1.0, False),
+    ]
     assert rows[0]["labels"] == {"band": "hot"}
 
 
 def test_score_table_and_top(tmp_path: Path) -> None:
     write_data(tmp_path, EVENTS)
-    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--events",
-               "events.ndjson", "--top", "1", cwd=tmp_path)
+    proc = run(
+        "score",
+        "rules.lead",
+        "--contacts",
+        "contacts.ndjson",
+        "--events",
+        "events.ndjson",
+        "--top",
+        "1",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     header, row = proc.stdout.splitlines()
-    assert header.split() == ["rank", "id", "total", "engagement", "fit", "band", "qualified",
-                              "disqualified"]
+    assert header.split() == [
+        "rank",
+        "id",
+        "total",
+        "engagement",
+        "fit",
+        "band",
+        "qualified",
+        "disqualified",
+    ]
     assert row.split() == ["1", "c1", "25.0", "15.0", "10.0", "hot", "yes"]
 
 
 def test_explain_lists_rules_and_missing_terms(tmp_path: Path) -> None:
     write_data(tmp_path, EVENTS)
-    proc = run("explain", "rules.lead", "--contacts", "contacts.ndjson", "--events",
-               "events.ndjson", "--contact", "c2", cwd=tmp_path)
+    proc = run(
+        "explain",
+        "rules.lead",
+        "--contacts",
+        "contacts.ndjson",
+        "--events",
+        "events.ndjson",
+        "--contact",
+        "c2",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "line 2: when opened email: +1 limit 3" in proc.stdout
     assert "[ ] visited pricing" in proc.stdout
 
 
 def test_check_reports_with_caret_and_exit_1(tmp_path: Path) -> None:
-    (tmp_path / "bad.lead").write_text("classify band:\n    hot when engagment >= 1\n"
-                                       "    cold otherwise\nscore engagement:\n"
-                                       "    when opened email: +1\n")
+    (tmp_path / "bad.lead").write_text(
+        "classify band:\n    hot when engagment >= 1\n"
+        "    cold otherwise\nscore engagement:\n"
+        "    when opened email: +1\n"
+    )
     proc = run("check", "bad.lead", cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == [
@@ -95,18 +154,44 @@ def test_check_warnings_fail_only_when_strict(tmp_path: Path) -> None:
 
 def test_bad_record_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     write_data(tmp_path, [{**EVENTS[0], "at": "yesterday"}])
-    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--events",
-               "events.ndjson", cwd=tmp_path)
+    proc = run(
+        "score",
+        "rules.lead",
+        "--contacts",
+        "contacts.ndjson",
+        "--events",
+        "events.ndjson",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
-    assert proc.stderr == ("leaddsl: events.ndjson:1 (id 'e1'), field 'at': cannot read "
-                           "'yesterday' as an ISO 8601 time\n")
+    assert proc.stderr == (
+        "leaddsl: events.ndjson:1 (id 'e1'), field 'at': cannot read "
+        "'yesterday' as an ISO 8601 time\n"
+    )
 
 
 def test_collect_sets_bad_records_aside_and_reports_each(tmp_path: Path) -> None:
-    write_data(tmp_path, [{**EVENTS[0], "at": "yesterday"}, EVENTS[1],
-                          {**EVENTS[1], "id": "e3", "contact": "ghost"}])
-    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--events",
-               "events.ndjson", "--errors", "collect", "--format", "ndjson", cwd=tmp_path)
+    write_data(
+        tmp_path,
+        [
+            {**EVENTS[0], "at": "yesterday"},
+            EVENTS[1],
+            {**EVENTS[1], "id": "e3", "contact": "ghost"},
+        ],
+    )
+    proc = run(
+        "score",
+        "rules.lead",
+        "--contacts",
+        "contacts.ndjson",
+        "--events",
+        "events.ndjson",
+        "--errors",
+        "collect",
+        "--format",
+        "ndjson",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [
         "leaddsl: set aside events.ndjson:1 (id 'e1'), field 'at': cannot read 'yesterday' as "
@@ -119,5 +204,6 @@ def test_collect_sets_bad_records_aside_and_reports_each(tmp_path: Path) -> None
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
     proc = run("score", "nope.lead", "--contacts", "c.ndjson", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr == ("leaddsl: cannot read rule script 'nope.lead': "
-                           "No such file or directory\n")
+    assert proc.stderr == (
+        "leaddsl: cannot read rule script 'nope.lead': No such file or directory\n"
+    )

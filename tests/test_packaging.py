@@ -27,9 +27,20 @@ def test_keywords_include_the_statement_words() -> None:
 
 def test_wheel_ships_the_grammar_and_scores_outside_the_repo(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     (wheel,) = tmp_path.glob("leaddsl-*.whl")
     with zipfile.ZipFile(wheel) as zf:
@@ -39,12 +50,19 @@ def test_wheel_ships_the_grammar_and_scores_outside_the_repo(tmp_path: Path) -> 
         zf.extractall(tmp_path / "site")
     assert grammar == (ROOT / "grammar" / "leaddsl.lark").read_text()
     # Import the unpacked wheel from a directory with no grammar/ beside it.
-    code = ("import leaddsl, leaddsl.grammar as g; "
-            "print(g.grammar_path()); "
-            "print(leaddsl.compile('when opened email: +1').models)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
-                         capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": ""}).stdout
+    code = (
+        "import leaddsl, leaddsl.grammar as g; "
+        "print(g.grammar_path()); "
+        "print(leaddsl.compile('when opened email: +1').models)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": ""},
+    ).stdout
     found, models = out.split()
     assert Path(found) == tmp_path / "site" / "leaddsl" / "grammar" / "leaddsl.lark"
     assert models == "('default',)"
