@@ -437,6 +437,7 @@ class AttributeDecl:
     name: str
     type: str
     span: Span = _span()
+    type_span: Span = _span()
 
 
 @attrs.frozen

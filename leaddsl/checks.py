@@ -90,7 +90,7 @@ def check_definitions(script: A.Script, scope: Scope, src: Source) -> Iterator[D
                         "attribute-type",
                         "error",
                         f"unknown attribute type '{decl.type}'",
-                        decl.span,
+                        decl.type_span,
                         f"did you mean '{hint}'?" if hint else "use text, number or boolean",
                     )
                 if decl.name in names:
@@ -288,6 +288,23 @@ def check_names(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnos
                     node.span,
                 )
                 continue
+            if ctx in ("qualify", "disqualify") and isinstance(
+                node, (A.QualifiedRef, A.DisqualifiedRef)
+            ):
+                flag = "qualified" if isinstance(node, A.QualifiedRef) else "disqualified"
+                decides = (
+                    f"which the {ctx} lines decide"
+                    if flag == {"qualify": "qualified", "disqualify": "disqualified"}[ctx]
+                    else "which depends on disqualification"
+                )
+                yield make(
+                    src,
+                    "flag-uses-itself",
+                    "error",
+                    f"a {ctx} line cannot test '{flag}', {decides}",
+                    node.span,
+                    "test the scores and labels it depends on instead",
+                )
             if ctx == "rule" and isinstance(node, (A.QualifiedRef, A.DisqualifiedRef)):
                 yield make(
                     src,
@@ -296,7 +313,7 @@ def check_names(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnos
                     "a scoring rule cannot depend on qualification, which is computed "
                     "from the scores",
                     node.span,
-                    "use it in classify or qualify",
+                    "use it in a classify ladder",
                 )
             for subject in _subjects(node):
                 yield from _check_subject(
@@ -445,9 +462,11 @@ def _check_attribute(
         )
         return
     if scope.schema is None:
-        near = suggest(name, known)
+        near = suggest(name, known | {"score"})
         if near:
-            kind = "score model" if near in scope.models else "ladder"
+            kind = (
+                "name" if near == "score" else "score model" if near in scope.models else "ladder"
+            )
             yield make(
                 src,
                 "unknown-name",
@@ -465,6 +484,8 @@ def _check_attribute(
     elif isinstance(node, A.TextTest):
         literals = [node.value]
     declared = scope.schema.get(name) if scope.schema else None
+    if declared not in ATTRIBUTE_TYPES:
+        declared = None  # a misspelt type is reported once, where it is declared
     if isinstance(node, A.TextTest) and declared in ("number", "boolean"):
         yield make(
             src,
@@ -573,7 +594,7 @@ def check_ladders(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagn
 def _check_ladder(ladder: A.Classify, src: Source) -> Iterator[Diagnostic]:
     rungs = ladder.rungs
     last = rungs[-1]
-    if last.condition is not None:
+    if all(r.condition is not None for r in rungs):
         yield make(
             src,
             "no-otherwise",
@@ -591,6 +612,7 @@ def _check_ladder(ladder: A.Classify, src: Source) -> Iterator[Diagnostic]:
                 "error",
                 "'otherwise' must be the last rung: the rungs after it never apply",
                 rungs[i + 1].span,
+                f"move '{rung.label} otherwise' to the end of the ladder",
             )
         if rung.label in labels:
             yield make(
@@ -739,15 +761,17 @@ def label_dependencies(script: A.Script, scope: Scope) -> dict[str, set[str]]:
             case A.Classify(name=name, rungs=rungs):
                 deps.setdefault(name, set())
                 for rung in rungs:
-                    deps[name] |= uses(rung.condition)
+                    # Using its own label is reported by check_names, not as a cycle.
+                    deps[name] |= uses(rung.condition) - {name}
             case A.Combine(name=name, parts=parts):
                 deps.setdefault(name, set()).update(
                     p.name for p in parts if isinstance(p, (A.LabelPart, A.RankPart))
                 )
+            # The flags testing themselves are reported by check_names, not as cycles.
             case A.Qualify(condition=cond):
-                deps["qualified"] |= uses(cond)
+                deps["qualified"] |= uses(cond) - {"qualified"}
             case A.Disqualify(condition=cond):
-                deps["disqualified"] |= uses(cond)
+                deps["disqualified"] |= uses(cond) - {"qualified", "disqualified"}
     return deps
 
 

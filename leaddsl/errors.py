@@ -38,7 +38,9 @@ class ScriptError(LeadDSLError):
         return tuple(d for d in self.diagnostics if d.severity == "error")
 
     def _render(self) -> str:
-        shown = self.errors or self.diagnostics
+        # Errors with the warnings among them (a warning often explains the error next to it);
+        # notes only when nothing else is there.
+        shown = [d for d in self.diagnostics if d.severity != "note"] or list(self.diagnostics)
         text = "\n".join(d.render() for d in shown[:_SHOWN])
         if len(shown) > _SHOWN:
             text += f"\n... and {len(shown) - _SHOWN} more"

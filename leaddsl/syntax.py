@@ -110,7 +110,7 @@ class _ToAst(Transformer[Token, A.Script]):
         return A.Attributes(decls, _span(meta))
 
     def attribute(self, meta: Any, name: Token, type_: Token) -> A.AttributeDecl:
-        return A.AttributeDecl(str(name), str(type_), _span(meta))
+        return A.AttributeDecl(str(name), str(type_), _span(meta), _tok_span(type_))
 
     def objects(self, meta: Any, *names: Token) -> A.Objects:
         return A.Objects(tuple(str(n) for n in names), _span(meta))
