@@ -10,7 +10,7 @@ from . import ast as A
 from . import plan as P
 from .checks import label_dependencies
 from .diagnostics import Source
-from .scope import DEFAULT_MODEL, Scope
+from .scope import DEFAULT_MODEL, Scope, iter_rules
 
 __all__ = ["compile_plan"]
 
@@ -124,6 +124,9 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
     event_rules: list[P.EventRule] = []
     condition_rules: list[P.ConditionRule] = []
     all_conds: list[P.Cond] = []
+    # A rule's index is its place in the script, so explain() lists rules as they are written
+    # even when the default model's rules sit between score blocks.
+    position = {id(rule): i for i, (_, rule) in enumerate(iter_rules(script))}
 
     def add_model(name: str, items: tuple[A.Statement, ...]) -> None:
         half_life = expire = None
@@ -139,7 +142,7 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
         for item in items:
             if not isinstance(item, A.Rule):
                 continue
-            index = len(event_rules) + len(condition_rules)
+            index = position[id(item)]
             cond = item.condition
             if isinstance(cond, A.EventTest) and cond.at_least is None and cond.within is None:
                 rule = _event_rule(index, name, item, scope, src)

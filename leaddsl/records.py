@@ -146,17 +146,22 @@ def check_contact(rec: object, source: str, numeric: Iterable[str] = ()) -> dict
     attrs_["id"] = rid
     for name in numeric:
         value = attrs_.get(name)
-        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        if value is None or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ):
             continue
         if isinstance(value, str):
             if not value.strip():
                 attrs_[name] = None
                 continue
             try:
-                attrs_[name] = float(value)
-                continue
+                number = float(value)
             except ValueError:
                 pass
+            else:
+                if math.isfinite(number):
+                    attrs_[name] = number
+                    continue
         raise RecordError(
             f"expected a number, got {value!r}", source=source, record_id=rid, field=name
         )

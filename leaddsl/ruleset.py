@@ -372,7 +372,7 @@ class Ruleset:
                         ),
                     )
                 )
-        out.sort(key=lambda x: x[0])
+        out.sort(key=lambda x: x[0])  # script order: rule indexes follow the source
         return tuple(c for _, c in out)
 
     def qualify_checks(self, st: EvalState) -> tuple[QualifyCheck, ...]:
@@ -442,13 +442,15 @@ class Ruleset:
                     v for v in values if isinstance(v, float) and not isinstance(v, bool)
                 )
                 texts = frozenset(_fold(v, exact) for v in values if isinstance(v, str))
+                # Kept apart from the numbers: in Python True == 1, in the language it is not.
+                truths = tuple(v for v in values if isinstance(v, bool))
 
                 def member(st: EvalState) -> bool:
                     v = get(st)
                     if _missing(v):
                         return False
                     if isinstance(v, bool):
-                        found = False
+                        found = any(v is b for b in truths)
                     elif isinstance(v, (int, float)):
                         found = v in nums or _as_text(v) in texts
                     else:

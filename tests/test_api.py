@@ -79,3 +79,11 @@ def test_load_names_the_file(tmp_path: Path) -> None:
 def test_load_missing_file_is_a_leaddsl_error(tmp_path: Path) -> None:
     with pytest.raises(leaddsl.LeadDSLError, match="cannot read rule script"):
         leaddsl.load(tmp_path / "nope.lead")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", float("nan"), float("-inf")])
+def test_non_finite_numbers_are_record_errors(value: object) -> None:
+    rules = leaddsl.compile("when employees >= 200: +10")
+    with pytest.raises(leaddsl.RecordError) as info:
+        rules.score({"id": "c1", "employees": value})
+    assert info.value.field == "employees"
