@@ -7,6 +7,7 @@ Compile a rule script once with ``compile`` (or ``load`` a file), then score con
 from .bulk import Scored, score_all
 from .diagnostics import Diagnostic
 from .errors import CheckError, GraphError, LeadDSLError, ParseError, RecordError, ScriptError
+from .formatter import format
 from .records import Rejected
 from .results import Check, ContactResult, Contribution, QualifyCheck
 from .ruleset import Ruleset
@@ -16,6 +17,7 @@ __all__ = [
     "compile",
     "check",
     "load",
+    "format",
     "score_all",
     "Scored",
     "Ruleset",
