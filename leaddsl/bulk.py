@@ -171,10 +171,11 @@ def score_all(
             )
             continue
         if eid is None:
-            eid = source
+            eid = source  # a name for explain(); never deduplicated
         elif eid in seen:
             continue  # the same event delivered twice counts once
-        seen.add(eid)
+        else:
+            seen.add(eid)
         bucket.append((at, eid, action, obj, name))
         count += 1
         if latest is None or at > latest:

@@ -25,8 +25,9 @@ class Source:
     filename: str = "<script>"
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        # Lines as the parser counts them: only "\n" ends one (not \f, \v or \u2028).
+        lines = self.text.split("\n")
+        return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
 
     def span_text(self, span: Span) -> str:
         return self.text[span.start : span.end]

@@ -143,7 +143,7 @@ def keywords() -> frozenset[str]:
 def _end_of_script(source: Source, start: int) -> bool:
     """Whether only blanks and comments follow ``start``."""
     rest = source.text[start:]
-    return all(not line.strip() or line.lstrip().startswith("#") for line in rest.splitlines())
+    return all(not line.strip() or line.lstrip().startswith("#") for line in rest.split("\n"))
 
 
 def _at_end(source: Source, token: Token) -> bool:
@@ -156,7 +156,7 @@ def _at_end(source: Source, token: Token) -> bool:
 
 def _end_span(source: Source) -> Span:
     """Just after the last character of the last line that holds something."""
-    lines = source.text.splitlines() or [""]
+    lines = [line.rstrip("\r") for line in source.text.split("\n")]
     n = len(lines)
     while n > 1 and not lines[n - 1].strip():
         n -= 1

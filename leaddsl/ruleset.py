@@ -179,10 +179,11 @@ class Ruleset:
                 )
             eid = ev.id
             if eid is None:
-                eid = f"{source}[{i}]"
+                eid = f"{source}[{i}]"  # a name for explain(); never deduplicated
             elif eid in seen:
                 continue  # the same event delivered twice counts once
-            seen.add(eid)
+            else:
+                seen.add(eid)
             parsed.append((ev.at, eid, ev.action, ev.object, ev.name))
         when = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
         return self._score_parsed(attrs_, parsed, when)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .ast import Span
 from .checks import run_checks
 from .compiler import compile_plan
-from .diagnostics import Diagnostic, Source
-from .errors import CheckError, LeadDSLError, ParseError
+from .diagnostics import Diagnostic, Source, make
+from .errors import CheckError, LeadDSLError, ParseError, ScriptError
 from .ruleset import Ruleset
 from .scope import build_scope
 from .syntax import parse
@@ -27,9 +28,11 @@ def check(text: str, filename: str = "<script>") -> list[Diagnostic]:
     source = Source(text, filename)
     try:
         script = parse(source)
-    except ParseError as exc:
+        return run_checks(script, build_scope(script), source)
+    except ScriptError as exc:
         return list(exc.diagnostics)
-    return run_checks(script, build_scope(script), source)
+    except RecursionError:
+        return [_too_deep(source)]
 
 
 def compile(text: str, filename: str = "<script>") -> Ruleset:  # noqa: A001 - the public name
@@ -54,12 +57,28 @@ def compile(text: str, filename: str = "<script>") -> Ruleset:  # noqa: A001 - t
     if not isinstance(text, str):
         raise LeadDSLError(f"a script is text, got {type(text).__name__}")
     source = Source(text, filename)
-    script = parse(source)
-    scope = build_scope(script)
-    found = run_checks(script, scope, source)
-    if any(d.is_error for d in found):
-        raise CheckError(found)
-    return Ruleset(compile_plan(script, scope, source), tuple(found))
+    try:
+        script = parse(source)
+        scope = build_scope(script)
+        found = run_checks(script, scope, source)
+        if any(d.is_error for d in found):
+            raise CheckError(found)
+        return Ruleset(compile_plan(script, scope, source), tuple(found))
+    except RecursionError:
+        raise ParseError([_too_deep(source)]) from None
+
+
+def _too_deep(source: Source) -> Diagnostic:
+    # The passes recurse over the tree; thousands of nested parentheses or 'not's exhaust
+    # Python's stack long before any real script would.
+    return make(
+        source,
+        "too-deep",
+        "error",
+        "this script nests conditions too deeply to read",
+        Span(0, 0, 1, 1, 1, 2),
+        "split the condition into ladders or simpler rules",
+    )
 
 
 def load(path: str | Path) -> Ruleset:
