@@ -147,7 +147,7 @@ def score_all(
         people[attrs_["id"]] = attrs_
 
     by_contact: dict[str, list[ParsedEvent]] = {cid: [] for cid in people}
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()  # (contact, event id): an id counts once per contact
     latest: float | None = None
     count = 0
     for source, rec in _records(events, "events", rejected):
@@ -172,10 +172,10 @@ def score_all(
             continue
         if eid is None:
             eid = source  # a name for explain(); never deduplicated
-        elif eid in seen:
+        elif (contact, eid) in seen:
             continue  # the same event delivered twice counts once
         else:
-            seen.add(eid)
+            seen.add((contact, eid))
         bucket.append((at, eid, action, obj, name))
         count += 1
         if latest is None or at > latest:

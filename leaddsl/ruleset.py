@@ -432,8 +432,8 @@ class Ruleset:
 
                 def text(st: EvalState) -> bool:
                     v = get(st)
-                    if _missing(v):
-                        return False
+                    if _missing(v) or isinstance(v, bool):
+                        return False  # a boolean never equals text
                     return cmp(_fold(v if isinstance(v, str) else _as_text(v), exact), want)
 
                 return text

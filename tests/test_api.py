@@ -87,3 +87,10 @@ def test_non_finite_numbers_are_record_errors(value: object) -> None:
     with pytest.raises(leaddsl.RecordError) as info:
         rules.score({"id": "c1", "employees": value})
     assert info.value.field == "employees"
+
+
+def test_a_boolean_never_equals_text() -> None:
+    as_text = leaddsl.compile('when customer = "true": +1')
+    as_bool = leaddsl.compile("when customer = true: +2")
+    assert as_text.score({"id": "c1", "customer": True}).total == 0.0
+    assert as_bool.score({"id": "c1", "customer": True}).total == 2.0
