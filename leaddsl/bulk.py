@@ -183,6 +183,6 @@ def score_all(
 
     when = latest if as_of is None else parse_time(as_of, source="as_of", field="as_of")
     results = {
-        cid: rules._score_parsed(attrs_, by_contact[cid], when) for cid, attrs_ in people.items()
+        cid: rules.score_parsed(attrs_, by_contact[cid], when) for cid, attrs_ in people.items()
     }
     return Scored(results, tuple(rejected or ()), to_datetime(when), count)

@@ -188,14 +188,6 @@ def check_rules(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnos
                 yield make(src, "bad-duration", "error", "a window must be positive", mod.span)
         if rule.points == 0:
             yield make(src, "zero-points", "warning", "this rule gives 0 points", rule.span)
-        if per_event and rule.condition.words and rule.condition.words[0] == "any":  # type: ignore[union-attr]
-            yield make(
-                src,
-                "bad-event",
-                "error",
-                "an event pattern starts with its action",
-                rule.condition.span,
-            )
 
 
 # ---- events ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import plan as P
+from .errors import RecordError
 from .records import check_contact, check_event, parse_time, to_datetime
 from .results import Check, ContactResult, Contribution, QualifyCheck
 
@@ -91,6 +92,12 @@ class Ruleset:
         self._models = tuple(m.name for m in plan.models)
         self._model_of = {m.name: m for m in plan.models}
         self._slot = {r.index: i for i, r in enumerate(plan.event_rules)}
+        # Per rule, fixed at build time: how far back events count, and the model's half-life.
+        self._horizon = tuple(
+            min(w for w in (r.window, self._model_of[r.model].expire, math.inf) if w is not None)
+            for r in plan.event_rules
+        )
+        self._half_life = tuple(self._model_of[r.model].half_life for r in plan.event_rules)
         self._by_action: dict[str, list[P.EventRule]] = {}
         for rule in plan.event_rules:
             self._by_action.setdefault(rule.action, []).append(rule)
@@ -169,8 +176,6 @@ class Ruleset:
         for i, rec in enumerate(events):
             ev = check_event(rec, f"{source}[{i}]")
             if ev.contact is not None and ev.contact != cid:
-                from .errors import RecordError
-
                 raise RecordError(
                     f"event of contact {ev.contact!r} given for contact {cid!r}",
                     source=f"{source}[{i}]",
@@ -186,19 +191,24 @@ class Ruleset:
                 seen.add(eid)
             parsed.append((ev.at, eid, ev.action, ev.object, ev.name))
         when = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
-        return self._score_parsed(attrs_, parsed, when)
+        return self.score_parsed(attrs_, parsed, when)
 
-    def _score_parsed(
+    def score_parsed(
         self,
         attrs_: Mapping[str, Any],
         events: list[tuple[float, str, str, str | None, str | None]],
         as_of: float | None,
     ) -> ContactResult:
+        """Score a contact whose record and events are already validated and deduplicated.
+
+        ``events`` are ``(epoch, id, action, object, name)``; ``score`` and ``score_all`` call this.
+        """
         if as_of is None and events:
             as_of = max(e[0] for e in events)
         st = EvalState(self, attrs_, as_of)
-        st.selected = [[] for _ in self._rules]
-        st.counters = [[] for _ in self._counter_keys]
+        selected: list[list[tuple[float, str, str | None]]] = [[] for _ in self._rules]
+        counters: list[list[float]] = [[] for _ in self._counter_keys]
+        st.selected, st.counters = selected, counters
         last = None
         targets = self._targets
         memo = self._memo
@@ -213,9 +223,9 @@ class Ruleset:
                 hit = targets(key)
             rule_ids, counter_ids = hit
             for r in rule_ids:
-                st.selected[r].append((t, eid, name))
+                selected[r].append((t, eid, name))
             for c in counter_ids:
-                st.counters[c].append(t)
+                counters[c].append(t)
         st.last_time = last
         self._finish(st)
         return ContactResult(
@@ -259,11 +269,11 @@ class Ruleset:
     # ---- per-contact reduction -------------------------------------------------------------
 
     def _rule_outcome(
-        self, rule: P.EventRule, picked: list[tuple[float, str, str | None]], as_of: float
+        self, i: int, picked: list[tuple[float, str, str | None]], as_of: float
     ) -> tuple[list[tuple[float, str, str | None]], float, float]:
-        """The events a rule counts, their decayed sum (before the cap), their raw sum."""
-        model = self._model_of[rule.model]
-        horizon = min(w for w in (rule.window, model.expire, math.inf) if w is not None)
+        """The events rule ``i`` counts, their decayed sum (before the cap), their raw sum."""
+        rule = self._rules[i]
+        horizon, hl = self._horizon[i], self._half_life[i]
         if horizon != math.inf:
             picked = [e for e in picked if as_of - e[0] <= horizon]
         if rule.once and picked:
@@ -275,7 +285,6 @@ class Ruleset:
                     first[e[2]] = e
             picked = sorted(first.values())
         pts = rule.points
-        hl = model.half_life
         if hl is None:
             decayed = _fsum([pts] * len(picked))
         else:
@@ -291,7 +300,7 @@ class Ruleset:
             if not st.selected[i]:
                 st.rule_points.append((0.0, 0.0, 0.0, False))
                 continue
-            picked, decayed, raw = self._rule_outcome(rule, st.selected[i], as_of)
+            picked, decayed, raw = self._rule_outcome(i, st.selected[i], as_of)
             st.selected[i] = picked
             final = decayed
             capped = False
