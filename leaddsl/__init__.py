@@ -1,10 +1,14 @@
 """leaddsl: lead and account scoring as code.
 
 Compile a rule script once with ``compile`` (or ``load`` a file), then score contacts with
-``Ruleset.score``, or many at once with ``score_all``. Every result can ``explain()`` its points.
+``Ruleset.score``, or many at once with ``score_all``; an ``Engine`` holds contacts, accounts
+and events and answers for each. Every result can ``explain()`` its points.
 """
 
+from .accounts import AccountResult
 from .bulk import Scored, score_all
+from .engine import Engine, LoadReport
+from .graph import AccountGraph
 from .diagnostics import Diagnostic
 from .errors import CheckError, GraphError, LeadDSLError, ParseError, RecordError, ScriptError
 from .formatter import format
@@ -19,6 +23,10 @@ __all__ = [
     "load",
     "format",
     "score_all",
+    "Engine",
+    "LoadReport",
+    "AccountGraph",
+    "AccountResult",
     "Scored",
     "Ruleset",
     "ContactResult",

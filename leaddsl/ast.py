@@ -249,6 +249,9 @@ class CountContacts:
 
 @attrs.frozen
 class CountRoles:
+    """`count of roles [where C]`: distinct committee roles among the contacts counted."""
+
+    where: Condition | None = None
     span: Span = _span()
 
 

@@ -11,7 +11,16 @@ from collections.abc import Callable, Iterator
 
 from . import ast as A
 from .diagnostics import Diagnostic, Source, make, suggest
-from .scope import ATTRIBUTE_TYPES, DEFAULT_MODEL, Scope, iter_rules, walk_conditions
+from .scope import (
+    ATTRIBUTE_TYPES,
+    DEFAULT_MODEL,
+    Scope,
+    account_script,
+    build_scope,
+    iter_rules,
+    member_tests,
+    walk_conditions,
+)
 
 __all__ = ["CHECKS", "run_checks"]
 
@@ -56,6 +65,8 @@ def check_definitions(script: A.Script, scope: Scope, src: Source) -> Iterator[D
                 kind, span = "score model", stmt.name_span
             case A.Classify(name=name) | A.Combine(name=name):
                 kind, span = "ladder", stmt.name_span
+            case A.AggregateScore(name=name):
+                kind, span = "score model", stmt.span
             case _:
                 continue
         if name in seen:
@@ -269,15 +280,32 @@ def _subjects(node: A.Condition) -> Iterator[A.Subject]:
 def check_names(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnostic]:
     attribute_types: dict[str, tuple[str, A.Span]] = {}
     known = set(scope.models) | scope.label_names
+    accounts = scope.members is not None
     for ctx, cond, owner in _conditions(script):
-        for node in walk_conditions(cond):
+        if accounts:
+            yield from _check_members(cond, scope, src)
+        for node in walk_conditions(cond, into_where=not accounts):
             if isinstance(node, (A.AggregateTest, A.AnyContact, A.AllContacts)):
+                if not accounts:
+                    yield make(
+                        src,
+                        "account-only",
+                        "error",
+                        "this test is about an account's contacts; use it in an account block",
+                        node.span,
+                    )
+                continue
+            if accounts and isinstance(node, (A.EventTest, A.Velocity)):
+                what = "events" if isinstance(node, A.EventTest) else "score gains"
                 yield make(
                     src,
-                    "account-only",
+                    "account-events",
                     "error",
-                    "this test is about an account's contacts; use it in an account block",
+                    f"an account has no {what} of its own; its contacts do",
                     node.span,
+                    "test them through the contacts, e.g. 'any contact where (visited pricing)'"
+                    if isinstance(node, A.EventTest)
+                    else "aggregate a contact model, e.g. 'sum of contacts by engagement'",
                 )
                 continue
             if ctx in ("qualify", "disqualify") and isinstance(
@@ -308,9 +336,76 @@ def check_names(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnos
                     "use it in a classify ladder",
                 )
             for subject in _subjects(node):
+                if accounts and _contact_name(subject, scope):
+                    assert isinstance(subject, A.Name) and scope.members is not None
+                    what = "score model" if subject.name in scope.members.models else "ladder"
+                    yield make(
+                        src,
+                        "contact-name",
+                        "error",
+                        f"'{subject.name}' is a contact {what}, not something an account has",
+                        subject.span,
+                        f"aggregate it, e.g. 'sum of contacts by {subject.name}'"
+                        if what == "score model"
+                        else f"test the contacts, e.g. 'any contact where {subject.name} = ...'",
+                    )
+                    continue
                 yield from _check_subject(
                     node, subject, ctx, owner, scope, src, known, attribute_types
                 )
+
+
+def _contact_name(subject: A.Subject, scope: Scope) -> bool:
+    """A name an account block uses that only its contacts define (a contact model or ladder)."""
+    return (
+        isinstance(subject, A.Name)
+        and scope.members is not None
+        and scope.resolve(subject.name) == "attribute"
+        and scope.members.resolve(subject.name) != "attribute"
+    )
+
+
+def _check_members(cond: A.Condition, scope: Scope, src: Source) -> Iterator[Diagnostic]:
+    """An account condition's where clauses and `by` names, against the contacts' scope."""
+    members = scope.members
+    assert members is not None
+    known = set(members.models) | members.label_names
+    attribute_types: dict[str, tuple[str, A.Span]] = {}
+    for node in walk_conditions(cond, into_where=False):
+        agg = node.aggregate if isinstance(node, A.AggregateTest) else None
+        if isinstance(agg, A.Aggregate):
+            yield from _check_by(agg, members, src)
+    for where in member_tests(cond):
+        for node in walk_conditions(where):
+            if isinstance(node, (A.AggregateTest, A.AnyContact, A.AllContacts)):
+                yield make(
+                    src,
+                    "nested-member-test",
+                    "error",
+                    "a where clause tests one contact; it cannot hold another test on contacts",
+                    node.span,
+                )
+                continue
+            for subject in _subjects(node):
+                yield from _check_subject(
+                    node, subject, "member", "", members, src, known, attribute_types
+                )
+
+
+def _check_by(agg: A.Aggregate, members: Scope, src: Source) -> Iterator[Diagnostic]:
+    if agg.by != "score" and agg.by not in members.models:
+        yield make(
+            src,
+            "unknown-name",
+            "error",
+            f"'{agg.by}' is not a contact score model; 'by' takes a model or 'score'",
+            agg.span,
+            _did_you_mean(agg.by, set(members.models) | {"score"}),
+        )
+    if agg.top is not None and (agg.top < 1 or agg.top % 1):
+        yield make(
+            src, "bad-count", "error", "'top N' takes a whole number of 1 or more", agg.span
+        )
 
 
 def _check_subject(
@@ -738,7 +833,7 @@ def label_dependencies(script: A.Script, scope: Scope) -> dict[str, set[str]]:
 
     def uses(cond: A.Condition | None) -> set[str]:
         out: set[str] = set()
-        for node in walk_conditions(cond):
+        for node in walk_conditions(cond, into_where=False):
             if isinstance(node, A.QualifiedRef):
                 out.add("qualified")
             elif isinstance(node, A.DisqualifiedRef):
@@ -792,17 +887,85 @@ def check_cycles(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagno
         )
 
 
+ROLLUP_MODES = ("sum", "max", "none")
+
+
 def check_account(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagnostic]:
+    """What only an account block can get wrong; ``script`` is the block's own statements."""
+    seen: dict[type, A.Span] = {}
     for stmt in script.statements:
-        if isinstance(stmt, A.AccountBlock):
-            yield make(
-                src,
-                "account-pending",
-                "warning",
-                "account blocks are parsed but not scored yet in this version; "
-                "contacts are scored as usual",
-                stmt.span,
-            )
+        if isinstance(stmt, (A.Weight, A.Rollup)):
+            if type(stmt) in seen:
+                yield make(
+                    src,
+                    "duplicate-option",
+                    "error",
+                    f"the account block already has this on line {seen[type(stmt)].line}",
+                    stmt.span,
+                    "keep one" if isinstance(stmt, A.Rollup) else "list every role on one line",
+                )
+            seen.setdefault(type(stmt), stmt.span)
+        items = stmt.items if isinstance(stmt, A.ScoreBlock) else (stmt,)
+        for item in items:
+            if isinstance(item, (A.Decay, A.Expire, A.ModelAdditive)):
+                yield make(
+                    src,
+                    "account-option",
+                    "error",
+                    "account scores come from their contacts, whose models decay and expire; "
+                    "this option has no meaning here",
+                    item.span,
+                    "put it in the contact score model that the account aggregates",
+                )
+        match stmt:
+            case A.Weight(roles=roles):
+                names: dict[str, str] = {}
+                for role, weight in roles:
+                    if role.casefold() in names:
+                        yield make(
+                            src,
+                            "duplicate-role",
+                            "error",
+                            f'role "{role}" already has a weight ("{names[role.casefold()]}")',
+                            stmt.span,
+                        )
+                    names.setdefault(role.casefold(), role)
+                    if weight < 0:
+                        yield make(
+                            src,
+                            "bad-weight",
+                            "error",
+                            f'the weight of role "{role}" is negative',
+                            stmt.span,
+                            "use 0 to leave the role out of sums",
+                        )
+            case A.Rollup(mode=mode) if mode not in ROLLUP_MODES:
+                yield make(
+                    src,
+                    "bad-rollup",
+                    "error",
+                    f"unknown rollup '{mode}'; use sum, max or none",
+                    stmt.span,
+                    _did_you_mean(mode, ROLLUP_MODES),
+                )
+            case A.AggregateScore(aggregate=agg):
+                if not isinstance(agg, A.Aggregate):
+                    continue
+                probe = A.AggregateTest(agg, ">=", A.Literal(0.0), stmt.span)
+                yield from _check_members(probe, scope, src)
+
+
+def _second_blocks(script: A.Script, src: Source) -> Iterator[Diagnostic]:
+    blocks = [s for s in script.statements if isinstance(s, A.AccountBlock)]
+    for block in blocks[1:]:
+        yield make(
+            src,
+            "duplicate-account",
+            "error",
+            f"a script has one account block; the first is on line {blocks[0].span.line}",
+            block.span,
+            "move these lines into the first block",
+        )
 
 
 CHECKS: tuple[Check, ...] = (
@@ -813,12 +976,20 @@ CHECKS: tuple[Check, ...] = (
     check_ladders,
     check_shadowing,
     check_cycles,
-    check_account,
 )
 
 
 def run_checks(script: A.Script, scope: Scope, src: Source) -> list[Diagnostic]:
-    """Every diagnostic of every check, sorted by position."""
+    """Every diagnostic of every check, sorted by position.
+
+    The account block is checked as a script of its own, with its own scope (account models,
+    ladders and attributes) and the contacts' scope for its where clauses.
+    """
     found = [d for check in CHECKS for d in check(script, scope, src)]
+    found += _second_blocks(script, src)
+    block = account_script(script)
+    if block is not None:
+        accounts = build_scope(block, members=scope)
+        found += (d for check in (*CHECKS, check_account) for d in check(block, accounts, src))
     found.sort(key=lambda d: (d.span.start, d.code))
     return found

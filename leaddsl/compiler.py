@@ -10,7 +10,7 @@ from . import ast as A
 from . import plan as P
 from .checks import label_dependencies
 from .diagnostics import Source
-from .scope import DEFAULT_MODEL, Scope, iter_rules
+from .scope import DEFAULT_MODEL, Scope, account_script, build_scope, iter_rules
 
 __all__ = ["compile_plan"]
 
@@ -61,7 +61,32 @@ def condition(node: A.Condition, scope: Scope) -> P.Cond:
             return P.AnyOf(tuple(condition(i, scope) for i in items))
         case A.Not(item=item):
             return P.Negate(condition(item, scope))
-    raise AssertionError(f"the checks let through an account-only test: {node!r}")
+        case A.AggregateTest(aggregate=agg, op=op, value=v):
+            return P.AggCmp(aggregate(agg, scope), op, float(v.value))
+        case A.AnyContact(where=where, qualified=qualified):
+            return P.AnyMember(_member(where, scope), qualified)
+        case A.AllContacts(where=where):
+            member = _member(where, scope)
+            assert member is not None
+            return P.AllMembers(member)
+    raise AssertionError(f"the checks let through an account test outside accounts: {node!r}")
+
+
+def _member(where: A.Condition | None, scope: Scope) -> P.Cond | None:
+    """A where clause tests one contact, so its names resolve in the contacts' scope."""
+    assert scope.members is not None, "account tests compile only in an account block"
+    return None if where is None else condition(where, scope.members)
+
+
+def aggregate(node: A.AggregateExpr, scope: Scope) -> P.Agg | P.CountOf | P.RolesCount:
+    match node:
+        case A.Aggregate(fn=fn, by=by, top=top, where=where):
+            return P.Agg(fn, by, None if top is None else int(top), _member(where, scope))
+        case A.CountContacts(where=where):
+            return P.CountOf(_member(where, scope))
+        case A.CountRoles(where=where):
+            return P.RolesCount(_member(where, scope))
+    raise AssertionError(node)
 
 
 def _event_rule(index: int, model: str, rule: A.Rule, scope: Scope, src: Source) -> P.EventRule:
@@ -118,6 +143,22 @@ def _walk(cond: P.Cond) -> list[P.Cond]:
     return out
 
 
+def member_conditions(plan: P.Plan) -> list[P.Cond]:
+    """The where clauses (contact conditions) inside an account plan."""
+    out: list[P.Cond] = []
+    conds = [r.condition for r in plan.condition_rules]
+    conds += [d.condition for d in plan.disqualify] + [q.condition for q in plan.qualify]
+    conds += [r.condition for s in plan.ladders for r in s.rungs if r.condition is not None]
+    wheres = [a.aggregate.where for a in plan.aggregates]
+    for cond in conds:
+        for node in _walk(cond):
+            if isinstance(node, P.AggCmp):
+                wheres.append(node.aggregate.where)
+            elif isinstance(node, (P.AnyMember, P.AllMembers)):
+                wheres.append(node.where)
+    return [w for w in wheres if w is not None]
+
+
 def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
     """Turn a script that passed the checks into its Plan."""
     models: dict[str, P.Model] = {}
@@ -161,9 +202,17 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
     top_level = tuple(
         s for s in script.statements if isinstance(s, (A.Rule, A.Decay, A.Expire, A.ModelAdditive))
     )
+    aggregates: list[P.AggregateRule] = []
     for stmt in script.statements:
         if isinstance(stmt, A.ScoreBlock):
             add_model(stmt.name, stmt.items)
+        elif isinstance(stmt, A.AggregateScore):
+            models[stmt.name] = P.Model(stmt.name)
+            agg = aggregate(stmt.aggregate, scope)
+            assert isinstance(agg, P.Agg)
+            aggregates.append(
+                P.AggregateRule(stmt.name, agg, src.span_text(stmt.span), stmt.span)
+            )
         elif stmt is (top_level[0] if top_level else None):
             add_model(DEFAULT_MODEL, top_level)
 
@@ -198,6 +247,13 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
 
     order = graphlib.TopologicalSorter(label_dependencies(script, scope)).static_order()
     steps: list[P.Step] = [ladders.get(name, name) for name in order]
+    account = None
+    block = account_script(script)
+    if block is not None:
+        account = _account(block, build_scope(block, members=scope), src)
+    numeric = _numeric_attributes(all_conds, scope.schema)
+    if account is not None:
+        numeric |= _numeric_attributes(member_conditions(account.plan), None)
     return P.Plan(
         models=tuple(models.values()),
         event_rules=tuple(event_rules),
@@ -205,12 +261,24 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
         disqualify=tuple(disqualify),
         qualify=tuple(qualify),
         steps=tuple(steps),
-        numeric_attributes=_numeric_attributes(all_conds, scope.schema),
+        numeric_attributes=numeric,
         schema=tuple((scope.schema or {}).items()),
-        account=P.AccountPlan(any(isinstance(s, A.AccountBlock) for s in script.statements)),
+        aggregates=tuple(aggregates),
+        account=account,
         source=src.text,
         filename=src.filename,
     )
+
+
+def _account(block: A.Script, scope: Scope, src: Source) -> P.AccountPlan:
+    weights: tuple[tuple[str, float], ...] = ()
+    rollup = "none"
+    for stmt in block.statements:
+        if isinstance(stmt, A.Weight):
+            weights = stmt.roles
+        elif isinstance(stmt, A.Rollup):
+            rollup = stmt.mode
+    return P.AccountPlan(compile_plan(block, scope, src), weights, rollup)
 
 
 def _part(part: A.Part) -> tuple[str, str]:

@@ -367,8 +367,8 @@ def _aggregate(agg: A.Aggregate | A.CountContacts | A.CountRoles) -> str:
             return f"{fn} of {top_text}contacts{_where(where)} by {by}"
         case A.CountContacts(where=where):
             return f"count of contacts{_where(where)}"
-        case A.CountRoles():
-            return "count of roles"
+        case A.CountRoles(where=where):
+            return f"count of roles{_where(where)}"
     raise TypeError(f"not an aggregate: {agg!r}")
 
 

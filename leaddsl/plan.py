@@ -46,6 +46,7 @@ __all__ = [
     "Combined",
     "QualifyLine",
     "DisqualifyLine",
+    "AggregateRule",
     "AccountPlan",
     "Plan",
     "specificity",
@@ -182,7 +183,7 @@ class CountOf:
 
 @attrs.frozen
 class RolesCount:
-    pass
+    where: Cond | None = None
 
 
 @attrs.frozen
@@ -326,10 +327,27 @@ Step = Union[Ladder, Combined, str]  # str: "disqualified" or "qualified"
 
 
 @attrs.frozen
-class AccountPlan:
-    """The account block (compiled by the accounts work; empty placeholder otherwise)."""
+class AggregateRule:
+    """`score NAME = AGGREGATE`: an account model whose value is an aggregate of its contacts."""
 
-    present: bool = False
+    model: str
+    aggregate: Agg
+    text: str = ""
+    span: Span = _span()
+
+
+@attrs.frozen
+class AccountPlan:
+    """The account block: a plan of its own over account attributes and member aggregates.
+
+    ``plan`` holds the block's models, rules, ladders and flags; its where clauses are contact
+    conditions. ``weights`` maps committee roles (as written) to multipliers; ``rollup`` is
+    how parents take in subsidiaries: "sum", "max" or "none".
+    """
+
+    plan: Plan
+    weights: tuple[tuple[str, float], ...] = ()
+    rollup: str = "none"
 
 
 @attrs.frozen
@@ -344,7 +362,8 @@ class Plan:
     # Attributes compared with numbers (records must hold numbers there) and declared types.
     numeric_attributes: frozenset[str] = frozenset()
     schema: tuple[tuple[str, str], ...] = ()
-    account: AccountPlan = AccountPlan()
+    aggregates: tuple[AggregateRule, ...] = ()  # account plans only
+    account: AccountPlan | None = None
     source: str = ""
     filename: str = "<script>"
 

@@ -128,13 +128,16 @@ def check_event(rec: object, source: str, *, require_contact: bool = False) -> E
     )
 
 
-def check_contact(rec: object, source: str, numeric: Iterable[str] = ()) -> dict[str, Any]:
+def check_contact(
+    rec: object, source: str, numeric: Iterable[str] = (), *, what: str = "contact"
+) -> dict[str, Any]:
     """Validate a contact (or account) record: an id, and numbers where the rules compare numbers.
 
     Returns the attributes with numeric text ("250") turned into numbers.
     """
     if not isinstance(rec, Mapping):
-        raise RecordError(f"a contact must be an object, got {type(rec).__name__}", source=source)
+        raise RecordError(f"{'an' if what == 'account' else 'a'} {what} must be an object, "
+                          f"got {type(rec).__name__}", source=source)
     rid = record_id(rec)
     if rid is None:
         raise RecordError(

@@ -32,12 +32,24 @@ class Contribution:
     raw: float
     capped: bool
     events: tuple[str, ...]
-    kind: str  # "event" | "condition"
+    kind: str  # "event" | "condition" | "aggregate" (accounts)
     span: Span = attrs.field(eq=False, repr=False)
+    # Account rows: the account the row belongs to (a subsidiary's rows say which), and the
+    # contacts behind the points, each with its value (after its role's weight).
+    account: str | None = None
+    contacts: tuple[tuple[str, float], ...] = ()
 
     def describe(self) -> str:
         """One line for people: points, model, rule, and how decay and the cap shaped them."""
         text = f"{self.points:+8.2f}  {self.model:<12} line {self.line}: {self.rule}"
+        if self.account is not None:
+            text = f"{self.points:+8.2f}  {self.account:<10} {self.model:<12} line {self.line}: "
+            text += self.rule
+            if self.contacts:
+                shown = ", ".join(f"{cid} {v:.4g}" for cid, v in self.contacts[:5])
+                more = len(self.contacts) - 5
+                text += f"  [{shown}{f', +{more} more' if more > 0 else ''}]"
+            return text
         if self.kind == "event":
             n = len(self.events)
             text += f"  [{n} event{'s' if n != 1 else ''}, {self.raw:+g} before decay"

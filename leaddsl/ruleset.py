@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import plan as P
 from .errors import RecordError
 from .records import check_contact, check_event, parse_time, to_datetime
 from .results import Check, ContactResult, Contribution, QualifyCheck
+
+if TYPE_CHECKING:
+    from .accounts import AccountRules
 
 __all__ = ["Ruleset", "EvalState"]
 
@@ -124,6 +127,13 @@ class Ruleset:
             tuple[str, str | None, str | None], tuple[tuple[int, ...], tuple[int, ...]]
         ] = {}
         self._memo_lock = threading.Lock()
+        # The account block is built last: its where clauses are contact conditions, compiled
+        # here so that the event tests among them have counters before any contact is scored.
+        self.accounts: AccountRules | None = None
+        if plan.account is not None:
+            from .accounts import AccountRules
+
+            self.accounts = AccountRules(plan.account, self)
 
     # ---- public ----------------------------------------------------------------------
 
@@ -311,14 +321,24 @@ class Ruleset:
             if picked:
                 per_model[rule.model].append(final)
                 every.append(final)
+        self._tally_conditions(st, per_model, every)
+        st.scores = {m: _fsum(v) for m, v in per_model.items()}
+        st.total = _fsum(every)
+        self._classify(st)
+
+    def _tally_conditions(
+        self, st: EvalState, per_model: dict[str, list[float]], every: list[float]
+    ) -> None:
+        """Add the points of the condition rules that hold; remember which did for explain()."""
         for i, crule in enumerate(self.plan.condition_rules):
             hit = self._condition_preds[i](st)
             st.condition_hits.append(hit)
             if hit:
                 per_model[crule.model].append(crule.points)
                 every.append(crule.points)
-        st.scores = {m: _fsum(v) for m, v in per_model.items()}
-        st.total = _fsum(every)
+
+    def _classify(self, st: EvalState) -> None:
+        """Disqualification, qualification and labels, in the order their dependencies need."""
         for kind, data in self._steps:
             if kind == "disqualified":
                 st.reasons = tuple(reason for reason, pred in self._disqualify if pred(st))

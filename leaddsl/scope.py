@@ -19,6 +19,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "walk_conditions",
     "iter_rules",
+    "member_tests",
+    "account_script",
 ]
 
 # Object kinds known without declaration (the vocabulary of marketing tools, see the brief).
@@ -58,6 +60,9 @@ class Scope:
     schema: dict[str, str] | None  # declared attribute types, or None when no attributes block
     objects: frozenset[str]
     object_words: dict[str, A.Span]  # words used as an object kind in unambiguous patterns
+    # For an account block's scope: the scope of its member contacts, which where clauses and
+    # `by MODEL` use. None for the contacts' own scope.
+    members: Scope | None = None
 
     @property
     def label_names(self) -> set[str]:
@@ -108,25 +113,49 @@ def iter_rules(script: A.Script) -> Iterator[tuple[str, A.Rule]]:
                     yield stmt.name, item
 
 
-def walk_conditions(cond: A.Condition | None) -> Iterator[A.Condition]:
-    """A condition and every condition inside it, depth first (where clauses included)."""
+def walk_conditions(cond: A.Condition | None, into_where: bool = True) -> Iterator[A.Condition]:
+    """A condition and every condition inside it, depth first.
+
+    With ``into_where`` false, the where clauses of account tests are left out: they test a
+    contact, so an account's checks look at them against the contacts' scope.
+    """
     if cond is None:
         return
     yield cond
     match cond:
         case A.And(items) | A.Or(items):
             for item in items:
-                yield from walk_conditions(item)
+                yield from walk_conditions(item, into_where)
         case A.Not(item):
-            yield from walk_conditions(item)
-        case A.AggregateTest(aggregate=agg):
-            if isinstance(agg, (A.Aggregate, A.CountContacts)):
-                yield from walk_conditions(agg.where)
-        case A.AnyContact(where=where) | A.AllContacts(where=where):
-            yield from walk_conditions(where)
+            yield from walk_conditions(item, into_where)
+        case A.AggregateTest(aggregate=agg) if into_where:
+            yield from walk_conditions(agg.where, into_where)
+        case A.AnyContact(where=where) | A.AllContacts(where=where) if into_where:
+            yield from walk_conditions(where, into_where)
 
 
-def build_scope(script: A.Script) -> Scope:
+def member_tests(cond: A.Condition | None) -> Iterator[A.Condition]:
+    """The where clauses of the account tests in a condition (each tests one contact)."""
+    for node in walk_conditions(cond, into_where=False):
+        if isinstance(node, A.AggregateTest) and node.aggregate.where is not None:
+            yield node.aggregate.where
+        elif isinstance(node, (A.AnyContact, A.AllContacts)) and node.where is not None:
+            yield node.where
+
+
+def account_script(script: A.Script) -> A.Script | None:
+    """The account block's statements as a script of their own, or None without a block.
+
+    An account block reads like a script about accounts, so the same checks and the same
+    compiler run over it, with the contacts' scope kept for its where clauses.
+    """
+    blocks = [s for s in script.statements if isinstance(s, A.AccountBlock)]
+    if not blocks:
+        return None
+    return A.Script(tuple(item for block in blocks for item in block.items))
+
+
+def build_scope(script: A.Script, members: Scope | None = None) -> Scope:
     models: dict[str, A.Span] = {}
     ladders: dict[str, A.Classify] = {}
     combined: dict[str, A.Combine] = {}
@@ -138,6 +167,8 @@ def build_scope(script: A.Script) -> Scope:
                 models.setdefault(DEFAULT_MODEL, stmt.span)
             case A.ScoreBlock(name=name):
                 models.setdefault(name, stmt.name_span)
+            case A.AggregateScore(name=name):
+                models.setdefault(name, stmt.span)
             case A.Classify(name=name):
                 ladders.setdefault(name, stmt)
             case A.Combine(name=name):
@@ -148,6 +179,8 @@ def build_scope(script: A.Script) -> Scope:
                     schema.setdefault(d.name, d.type)
             case A.Objects(names=names):
                 objects.update(names)
+    if members is not None:
+        objects.update(members.objects)
     object_words: dict[str, A.Span] = {}
     for _, rule in iter_rules(script):
         _note_objects(rule.condition, object_words)
@@ -157,7 +190,7 @@ def build_scope(script: A.Script) -> Scope:
         elif isinstance(stmt, A.Classify):
             for rung in stmt.rungs:
                 _note_objects(rung.condition, object_words)
-    return Scope(models, ladders, combined, schema, frozenset(objects), object_words)
+    return Scope(models, ladders, combined, schema, frozenset(objects), object_words, members)
 
 
 def _note_objects(cond: A.Condition | None, out: dict[str, A.Span]) -> None:

@@ -303,8 +303,8 @@ class _ToAst(Transformer[Token, A.Script]):
     def agg_count(self, meta: Any, where: A.Condition | None) -> A.CountContacts:
         return A.CountContacts(where, _span(meta))
 
-    def agg_roles(self, meta: Any) -> A.CountRoles:
-        return A.CountRoles(_span(meta))
+    def agg_roles(self, meta: Any, where: A.Condition | None) -> A.CountRoles:
+        return A.CountRoles(where, _span(meta))
 
     def where(self, meta: Any, condition: A.Condition) -> A.Condition:
         return condition

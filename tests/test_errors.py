@@ -195,8 +195,35 @@ CHECK_TABLE: list[Any] = [
     ("duplicate label", "when opened email: +1\nclassify band:\n    hot when score >= 50\n"
      "    hot when score >= 20\n    cold otherwise", "label 'hot' already appears on line 3",
      4, 5, "warning"),
-    ("account block pending", "when opened email: +1\naccount:\n    qualify when score >= 10",
-     "account blocks are parsed but not scored yet", 2, 1, "warning"),
+    ("account event rule", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    when visited pricing: +5", "an account has no events of its own", 4, 10, "error"),
+    ("account by unknown model", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    score e = sum of contacts by engagment", "'engagment' is not a contact score model",
+     4, 15, "error"),
+    ("account nested member test", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    qualify when any contact where (any contact is qualified)",
+     "a where clause tests one contact", 4, 37, "error"),
+    ("account decay", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    decay half-life 30 days", "account scores come from their contacts", 4, 5, "error"),
+    ("account bad rollup", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    rollup to parent: summ", "unknown rollup 'summ'", 4, 5, "error"),
+    ("account negative weight", "score engagement:\n    when opened email: +1\naccount:\n"
+     '    weight role "user" -1', 'the weight of role "user" is negative', 4, 5, "error"),
+    ("account duplicate role", "score engagement:\n    when opened email: +1\naccount:\n"
+     '    weight role "user" 1, "User" 2', 'role "User" already has a weight', 4, 5, "error"),
+    ("account bad top", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    score e = sum of top 0 contacts by engagement", "'top N' takes a whole number",
+     4, 15, "error"),
+    ("account where unknown name", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    qualify when any contact where engagment > 3", "unknown score model 'engagment'",
+     4, 36, "error"),
+    ("account names its own models", "score engagement:\n    when opened email: +1\naccount:\n"
+     "    score e = sum of contacts by engagement\n    qualify when engagement >= 3",
+     "'engagement' is a contact score model, not something an account has", 5, 18, "error"),
+    ("two account blocks", "when opened email: +1\naccount:\n    qualify when score >= 1\n"
+     "account:\n    qualify when score >= 2", "a script has one account block", 4, 1, "error"),
+    ("account test outside block", "when opened email: +1\nqualify when count of roles >= 2",
+     "use it in an account block", 2, 14, "error"),
     pytest.param(
         "indented line", "when opened email: +1\n    when clicked email: +2",
         "unexpected indented line", 2, 1, "error",

@@ -1,0 +1,319 @@
+"""The account graph: contacts, accounts and the parent hierarchy as a networkx DiGraph.
+
+Nodes are ``("contact", id)`` and ``("account", id)``. A contact has at most one edge, to its
+account (``kind="member"``, with the contact's committee ``role`` and ``via``: "account" when
+the record named the account, "domain" when its email domain matched). An account has at most
+one edge, to its parent (``kind="parent"``). Both edge kinds point up, so the ancestors of a
+node are its accounts up to the top of the hierarchy.
+
+Host applications can read ``AccountGraph.nx`` directly; the methods answer the usual questions
+(members, committee, subsidiaries, path to the top) without knowing that layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import networkx as nx
+
+from .errors import GraphError, RecordError
+
+__all__ = ["AccountGraph", "email_domain"]
+
+Node = tuple[str, str]
+
+
+def email_domain(email: object) -> str | None:
+    """The lower-cased domain of an email address, or None when there is none."""
+    if not isinstance(email, str) or "@" not in email:
+        return None
+    domain = email.rpartition("@")[2].strip().strip(".").casefold()
+    return domain or None
+
+
+def _domains(value: object, source: str, rid: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(d, str) for d in items):
+        raise RecordError(
+            f"expected a domain or a list of domains, got {value!r}",
+            source=source,
+            record_id=rid,
+            field="domains",
+        )
+    return tuple(d.strip().strip(".").casefold() for d in items if d.strip().strip("."))
+
+
+class AccountGraph:
+    """Who belongs to which account, and which account belongs to which parent."""
+
+    def __init__(self) -> None:
+        self.nx: nx.DiGraph = nx.DiGraph()
+        self._domains: dict[str, str] = {}  # domain -> account id
+        self._sources: dict[Node, str] = {}  # where each record came from, for errors
+        self._n_accounts = 0
+        # Plain indexes kept beside the networkx graph: the scorer's hot path reads these.
+        self._parent: dict[str, str] = {}
+        self._kids: dict[str, list[str]] = {}
+        self._members: dict[str, list[str]] = {}
+        self._account_of: dict[str, str] = {}
+
+    # ---- building ------------------------------------------------------------------------
+
+    def add_account(self, aid: str, record: Mapping[str, Any], source: str) -> None:
+        """Add an account; its parent link is made by :meth:`link_parents` once all are known.
+
+        Raises RecordError for a duplicate id or a domain another account already lists.
+        """
+        node = ("account", aid)
+        if node in self.nx:
+            raise RecordError(
+                f"duplicate account id (first from {self._sources[node]})",
+                source=source,
+                record_id=aid,
+                field="id",
+            )
+        domains = _domains(record.get("domains"), source, aid)
+        for d in domains:
+            if d in self._domains and self._domains[d] != aid:
+                raise RecordError(
+                    f"domain {d!r} is already listed by account {self._domains[d]!r}",
+                    source=source,
+                    record_id=aid,
+                    field="domains",
+                )
+        self.nx.add_node(node, kind="account", record=record)
+        self._sources[node] = source
+        self._n_accounts += 1
+        for d in domains:
+            self._domains[d] = aid
+
+    def link_parents(self, accounts: Iterable[str]) -> list[RecordError]:
+        """Link the given accounts to their parents; return the links that could not be made.
+
+        Raises GraphError when the links close a cycle: no account can be its own ancestor.
+        """
+        problems: list[RecordError] = []
+        for aid in accounts:
+            node = ("account", aid)
+            parent = self.nx.nodes[node]["record"].get("parent")
+            if parent is None or parent == "":
+                continue
+            parent = str(parent)
+            if ("account", parent) not in self.nx:
+                problems.append(
+                    RecordError(
+                        f"unknown parent account {parent!r}",
+                        source=self._sources[node],
+                        record_id=aid,
+                        field="parent",
+                    )
+                )
+                continue
+            self.nx.add_edge(node, ("account", parent), kind="parent")
+            self._parent[aid] = parent
+            self._kids.setdefault(parent, []).append(aid)
+        try:
+            cycle = nx.find_cycle(self.nx.subgraph(("account", a) for a in self._kids))
+        except nx.NetworkXNoCycle:
+            return problems
+        names = [str(u[1]) for u, _v in cycle]
+        where = ", ".join(f"{n} ({self._sources[('account', n)]})" for n in names)
+        raise GraphError(
+            "accounts form a parent cycle: " + " -> ".join([*names, names[0]]) + f"; from {where}"
+        )
+
+    def add_contact(self, cid: str, record: Mapping[str, Any], source: str) -> RecordError | None:
+        """Add a contact and link it to its account (named, or matched by email domain).
+
+        Returns the problem when the record names an account that does not exist: the contact
+        is then kept without an account (an orphan), never dropped. With no account in the
+        graph at all, nothing is reported: the data simply has no accounts (yet).
+        """
+        node = ("contact", cid)
+        if node in self.nx:
+            raise RecordError(
+                f"duplicate contact id (first from {self._sources[node]})",
+                source=source,
+                record_id=cid,
+                field="id",
+            )
+        self.nx.add_node(node, kind="contact", record=record)
+        self._sources[node] = source
+        named = record.get("account")
+        if named is not None and named != "":
+            named = str(named)
+            if ("account", named) not in self.nx:
+                if not self._has_accounts():
+                    return None
+                return RecordError(
+                    f"unknown account {named!r}; scored as a contact without an account",
+                    source=source,
+                    record_id=cid,
+                    field="account",
+                )
+            self._link(cid, named, "account")
+        else:
+            self.match_domain(cid)
+        return None
+
+    def _has_accounts(self) -> bool:
+        return self._n_accounts > 0
+
+    def relink(self) -> None:
+        """Link the orphans whose named account, or email domain's account, now exists."""
+        for cid in self.orphans():
+            named = self.nx.nodes[("contact", cid)]["record"].get("account")
+            if named is not None and named != "":
+                if ("account", str(named)) in self.nx:
+                    self._link(cid, str(named), "account")
+            else:
+                self.match_domain(cid)
+
+    def match_domain(self, cid: str) -> str | None:
+        """Link a contact without an account to the account listing its email domain.
+
+        The domain itself or a parent domain counts (``eu.acme.com`` matches ``acme.com``);
+        the longest listed domain wins. Returns the account id, or None.
+        """
+        node = ("contact", cid)
+        if self.account_of(cid) is not None:
+            return self.account_of(cid)
+        domain = email_domain(self.nx.nodes[node]["record"].get("email"))
+        while domain:
+            aid = self._domains.get(domain)
+            if aid is not None:
+                self._link(cid, aid, "domain")
+                return aid
+            domain = domain.partition(".")[2] if "." in domain else ""
+        return None
+
+    def _link(self, cid: str, aid: str, via: str) -> None:
+        role = self.nx.nodes[("contact", cid)]["record"].get("role")
+        self.nx.add_edge(("contact", cid), ("account", aid), kind="member", role=role, via=via)
+        self._account_of[cid] = aid
+        self._members.setdefault(aid, []).append(cid)
+
+    # ---- questions -------------------------------------------------------------------------
+
+    def has_account(self, aid: str) -> bool:
+        return ("account", aid) in self.nx
+
+    def has_contact(self, cid: str) -> bool:
+        return ("contact", cid) in self.nx
+
+    def accounts(self) -> list[str]:
+        return [n[1] for n in self.nx if n[0] == "account"]
+
+    def contacts(self) -> list[str]:
+        return [n[1] for n in self.nx if n[0] == "contact"]
+
+    def account_of(self, cid: str) -> str | None:
+        """The account a contact belongs to directly, or None for an orphan."""
+        self._node("contact", cid)
+        return self._account_of.get(cid)
+
+    def parent(self, aid: str) -> str | None:
+        self._node("account", aid)
+        return self._parent.get(aid)
+
+    def children(self, aid: str) -> list[str]:
+        """Direct subsidiaries, by id."""
+        self._node("account", aid)
+        return sorted(self._kids.get(aid, ()))
+
+    def subsidiaries(self, aid: str, deep: bool = True) -> list[str]:
+        """Subsidiaries at every depth (or only direct ones), by id."""
+        if not deep:
+            return self.children(aid)
+        self._node("account", aid)
+        out: list[str] = []
+        stack = list(self._kids.get(aid, ()))
+        while stack:
+            a = stack.pop()
+            out.append(a)
+            stack.extend(self._kids.get(a, ()))
+        return sorted(out)
+
+    def members(self, aid: str, deep: bool = False) -> list[str]:
+        """Contacts of the account (and of its subsidiaries with ``deep``), by id."""
+        accounts = [aid, *self.subsidiaries(aid)] if deep else [aid]
+        self._node("account", aid)
+        return sorted(c for a in accounts for c in self._members.get(a, ()))
+
+    def members_unsorted(self, aid: str) -> list[str]:
+        """Direct contacts in the order they were linked (no check that the account exists)."""
+        return self._members.get(aid, [])
+
+    def children_unsorted(self, aid: str) -> list[str]:
+        return self._kids.get(aid, [])
+
+    def role(self, cid: str) -> str | None:
+        """The contact's committee role as its record gives it (None when absent)."""
+        role = self.nx.nodes[self._node("contact", cid)]["record"].get("role")
+        return role if isinstance(role, str) and role.strip() else None
+
+    def committee(self, aid: str, deep: bool = False) -> dict[str | None, list[str]]:
+        """The account's contacts grouped by committee role (None: no role given)."""
+        out: dict[str | None, list[str]] = {}
+        for cid in self.members(aid, deep):
+            out.setdefault(self.role(cid), []).append(cid)
+        return out
+
+    def path(self, cid: str) -> list[str]:
+        """A contact's account, then its parent, and so on up to the top-level account."""
+        out: list[str] = []
+        aid = self.account_of(cid)
+        while aid is not None:
+            out.append(aid)
+            aid = self._parent.get(aid)
+        return out
+
+    def ancestors(self, aid: str) -> Iterator[str]:
+        """The account's parent, grandparent, ... (not the account itself)."""
+        up = self.parent(aid)
+        while up is not None:
+            yield up
+            up = self._parent.get(up)
+
+    def top(self, aid: str) -> str:
+        """The top-level account above this one (itself when it has no parent)."""
+        top = aid
+        for top in self.ancestors(aid):
+            pass
+        return top
+
+    def orphans(self) -> list[str]:
+        """Contacts without an account, in the order they were added."""
+        return [n[1] for n in self.nx if n[0] == "contact" and n[1] not in self._account_of]
+
+    def bottom_up(self, aids: Iterable[str] | None = None) -> list[str]:
+        """The accounts (default all) and their subsidiaries, each subsidiary before its parent."""
+        wanted = self.accounts() if aids is None else list(aids)
+        order: list[str] = []
+        done: set[str] = set()
+        for root in wanted:
+            stack = [(root, False)]
+            while stack:
+                a, expanded = stack.pop()
+                if a in done:
+                    continue
+                if expanded:
+                    done.add(a)
+                    order.append(a)
+                    continue
+                stack.append((a, True))
+                stack.extend((k, False) for k in self._kids.get(a, ()) if k not in done)
+        return order
+
+    def source(self, kind: str, ident: str) -> str:
+        """Where the record came from (``contacts.ndjson:12``, ``accounts[3]``)."""
+        return self._sources[self._node(kind, ident)]
+
+    def _node(self, kind: str, ident: str) -> Node:
+        node = (kind, ident)
+        if node not in self.nx:
+            raise GraphError(f"unknown {kind} {ident!r}")
+        return node
