@@ -326,7 +326,8 @@ class AccountRules(Ruleset):
     # ---- explanation ---------------------------------------------------------------------
 
     def _witnesses(self, cond: P.Cond, pool: Sequence[ContactResult]) -> tuple[Part, ...]:
-        """The contacts that the account tests in a condition found, for explain()."""
+        """The contacts that the account tests in a condition found, with their scores."""
+        by_id = {c.id: c for c in pool}
         found: dict[str, float] = {}
         stack = [cond]
         while stack:
@@ -336,8 +337,8 @@ class AccountRules(Ruleset):
             elif isinstance(node, P.Negate):
                 stack.append(node.item)
             elif isinstance(node, P.AggCmp):
-                for cid, v in self._measure(node.aggregate)(pool)[1]:
-                    found.setdefault(cid, v)
+                for cid, _ in self._measure(node.aggregate)(pool)[1]:
+                    found.setdefault(cid, by_id[cid].total)
             elif isinstance(node, (P.AnyMember, P.AllMembers)):
                 test = self._member_test(
                     node.where, isinstance(node, P.AnyMember) and node.qualified
@@ -350,6 +351,8 @@ class AccountRules(Ruleset):
     def own_contributions(self, st: AccountState) -> list[Contribution]:
         rows: list[tuple[int, Contribution]] = []
         for rule, (value, parts) in zip(self.plan.aggregates, st.aggregate_parts, strict=True):
+            if value == 0:
+                continue  # like a rule that did not fire: nothing to explain
             rows.append(
                 (
                     rule.span.start,

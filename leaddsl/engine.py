@@ -344,7 +344,7 @@ class Engine:
         contact = self.contact
         for a in order:
             members = [contact(c) for c in graph.members_unsorted(a)]
-            children = [done[c] for c in graph.children_unsorted(a)]
+            children = [done[c] for c in graph.children(a)]
             done[a] = rules.score_account(
                 self._account_attrs[a], members, children, as_of, graph.parent(a)
             )

@@ -12,6 +12,8 @@ The convention (docs/language.md follows it; README.md may use it too):
 ```json example
 {"contact": {...}, "events": [...], "as_of": "...", "expect": {...}}
 ```
+    (An example with an ``accounts`` key is an account example instead: records of accounts,
+    contacts and events, checked as tests/account_cases.py describes.)
     One case for the nearest ``lead`` block above it. ``contact`` defaults to ``{"id": "c1"}``,
     ``events`` to ``[]``, ``as_of`` to ``null`` (the latest event). ``expect`` holds any of:
 
@@ -67,6 +69,8 @@ import attrs
 import pytest
 
 import leaddsl
+
+import account_cases  # tests/ is on sys.path under pytest's default import mode
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE = ROOT / "docs" / "language.md"
@@ -371,6 +375,9 @@ def test_example(case: tuple[Lead, Block]) -> None:
     script = lead.block
     where = f"{lead.path.name}:{block.line}"
     data = json.loads(block.text)
+    if "accounts" in data:  # an account example: the format of tests/account_cases.py
+        account_cases.run_case(leaddsl.compile(script.text, filename=FILENAME), data)
+        return
     _check_keys(data, where)
     rules = leaddsl.compile(script.text, filename=FILENAME)
     contact = data.get("contact", {"id": "c1"})
