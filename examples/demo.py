@@ -2,9 +2,10 @@
 
     .venv/bin/python examples/demo.py      (or: make demo)
 
-Loads examples/rules.lead, scores examples/data/ (contacts and six months of events), and
-prints the top contacts, the explanation of the best one, and what the best contact that is
-not qualified yet is missing. Runs from any working directory.
+Loads examples/rules.lead, scores examples/data/ (accounts, contacts and six months of events),
+and prints the top contacts, the explanation of the best one, what the best contact that is not
+qualified yet is missing, then the top accounts and who at the best one is engaged. Runs from
+any working directory.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def read_contacts(path: Path) -> dict[str, dict[str, object]]:
 def main() -> int:
     rules = leaddsl.load(RULES)
     contacts_file, events_file = DATA / "contacts.ndjson", DATA / "events.ndjson"
-    run = leaddsl.score_all(rules, contacts_file, events_file, errors="collect")
+    run = leaddsl.score_all(rules, contacts_file, events_file, accounts=DATA / "accounts.ndjson",
+                            errors="collect")
     contacts = read_contacts(contacts_file)
     results = list(run.results.values())
 
@@ -134,7 +136,37 @@ def main() -> int:
             print(f"  line {line.line}: {line.text}")
             for term in line.conditions:
                 print(f"      {'ok' if term.holds else 'MISSING':<7}  {term.text}")
+    show_accounts(run)
     return 0
+
+
+def show_accounts(run: leaddsl.Scored) -> None:
+    """The best accounts (subsidiaries rolled up into their groups), and who is engaged."""
+    if not run.accounts:
+        return
+    tops = run.top_accounts(10)
+    tiers = Counter(a.labels.get("tier", "?") for a in run.accounts.values())
+    print()
+    print(f"Top {len(tops)} of {len(run.accounts)} accounts (subsidiaries rolled up into their "
+          f"parents; {len(run.orphans)} contacts belong to no account)")
+    print("  tiers: " + "  ".join(f"{t} {n}" for t, n in sorted(tiers.items())))
+    header = f"{'#':>3}  {'account':<7}  {'score':>7}  {'tier':<9}  {'motion':<12}  " \
+             f"{'parent':<6}  {'people':>6}  qualified"
+    print(header)
+    print("-" * len(header))
+    for rank, a in enumerate(tops, 1):
+        print(f"{rank:>3}  {a.id:<7}  {a.total:>7.1f}  {a.labels.get('tier', '?'):<9}  "
+              f"{a.labels.get('motion', '?'):<12}  {a.parent or '-':<6}  {len(a.eligible):>6}  "
+              + ("DQ: " + ", ".join(a.reasons) if a.disqualified else
+                 "yes" if a.qualified else "no"))
+    best = tops[0]
+    print()
+    print(f"Why {best.id} leads ({best.total:.1f} points, {best.labels.get('tier', '?')}): "
+          "its own rules, then its subsidiaries',")
+    print("with the contacts behind each row")
+    for row in best.explain():
+        print(wrap(row.describe()))
+    print(f"  {best.total:+8.2f}  total")
 
 
 if __name__ == "__main__":

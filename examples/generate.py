@@ -20,7 +20,8 @@ marketing-analytics platform; see examples/rules.lead). Each contact follows one
     competitor   people from rival vendors checking the pricing page
 
 Contacts carry a role in their buying committee (decision maker, champion, influencer, user,
-blocker); some lack attributes (job title, size, industry, country), as in any real CRM.
+blocker); some lack attributes (job title, size, industry, country) and a few their account
+link (their company email domain finds the account), as in any real CRM.
 Accounts form a parent hierarchy (groups, subsidiaries, a regional branch) and list their
 web ``domains``. Events name their ``channel`` (email, web, ads, social, events). Three
 events belong to a contact deleted from the CRM: a scorer must set them aside, not drop them.
@@ -293,6 +294,10 @@ def make_contacts(rng: random.Random, n: int, accounts: list[dict[str, Any]]
                        ("country", 0.05), ("role", 0.10)):
             if persona not in ("student", "competitor", "hot") and rng.random() < p:
                 rec[key] = blank(rng)
+        # Some records lost their account link; their company email domain still tells.
+        # (A separate generator per contact, so the rest of the data stays as it was.)
+        if account and persona != "hot" and random.Random(f"{cid}-link").random() < 0.06:
+            rec["account"] = None
         if isinstance(rec.get("employees"), int) and rng.random() < 0.05:
             rec["employees"] = str(rec["employees"])  # imported from a spreadsheet
         rec = {k: v for k, v in rec.items() if v is not ABSENT}

@@ -7,11 +7,11 @@ and events and answers for each. Every result can ``explain()`` its points.
 
 from .accounts import AccountResult
 from .bulk import Scored, score_all
-from .engine import Engine, LoadReport
-from .graph import AccountGraph
 from .diagnostics import Diagnostic
+from .engine import Engine, LoadReport
 from .errors import CheckError, GraphError, LeadDSLError, ParseError, RecordError, ScriptError
 from .formatter import format
+from .graph import AccountGraph
 from .records import Rejected
 from .results import Check, ContactResult, Contribution, QualifyCheck
 from .ruleset import Ruleset

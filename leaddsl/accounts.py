@@ -249,7 +249,14 @@ class AccountRules(Ruleset):
 
             if agg.where is not None and not with_parts:
                 where = self.members._pred(agg.where)
-                return lambda pool: (float(sum(1 for c in pool if where(c.state))), ())  # type: ignore[arg-type]
+
+                def just_count(
+                    pool: Sequence[ContactResult],
+                ) -> tuple[float | None, tuple[Part, ...]]:
+                    n = sum(1 for c in pool if where(c.state))  # type: ignore[arg-type,misc]
+                    return float(n), ()
+
+                return just_count
 
             return count
         if isinstance(agg, P.RolesCount):
@@ -362,12 +369,9 @@ class AccountRules(Ruleset):
         for crule, hit in zip(self.plan.condition_rules, st.condition_hits, strict=True):
             if hit:
                 parts = self._witnesses(crule.condition, st.own)
-                rows.append(
-                    (
-                        crule.span.start,
-                        _row(crule.model, crule.text, crule.span, crule.points, "condition", st, parts),
-                    )
-                )
+                points = crule.points
+                row = _row(crule.model, crule.text, crule.span, points, "condition", st, parts)
+                rows.append((crule.span.start, row))
         rows.sort(key=lambda r: r[0])
         return [c for _, c in rows]
 

@@ -12,13 +12,14 @@ import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from .accounts import AccountResult
 from .bulk import Scored, score_all
 from .errors import LeadDSLError, ScriptError
 from .results import ContactResult
-from .ruleset import Ruleset
 from .script import check, load
 
 __all__ = ["main"]
@@ -36,11 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--check", action="store_true", help="exit 1 if a file would change")
 
-    for name, text in (("score", "score contacts"), ("explain", "explain one contact's points")):
+    for name, text in (
+        ("score", "score contacts and accounts"),
+        ("explain", "explain one contact's or account's points"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("rules", type=Path)
         p.add_argument("--contacts", required=True, type=Path, help="contacts NDJSON")
         p.add_argument("--events", type=Path, help="events NDJSON")
+        p.add_argument("--accounts", type=Path, help="accounts NDJSON")
         p.add_argument("--as-of", help="evaluation time (default: the latest event)")
         p.add_argument(
             "--errors",
@@ -50,9 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         )
         if name == "score":
             p.add_argument("--format", choices=("table", "json", "ndjson", "csv"), default="table")
-            p.add_argument("--top", type=int, help="only the N best contacts")
+            p.add_argument("--top", type=int, help="only the N best contacts (and accounts)")
+            p.add_argument(
+                "--accounts-only", action="store_true", help="print accounts, not contacts"
+            )
         else:
-            p.add_argument("--contact", required=True, help="the contact id")
+            who = p.add_mutually_exclusive_group(required=True)
+            who.add_argument("--contact", help="the contact id")
+            who.add_argument("--account", help="the account id")
     return ap
 
 
@@ -65,14 +75,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fmt":
             return _fmt(args.files, args.check)
         rules = load(args.rules)
+        if (getattr(args, "accounts_only", False) or getattr(args, "account", None)) and (
+            rules.accounts is None
+        ):
+            raise LeadDSLError(f"{args.rules} has no account block, so accounts have no scores")
         run = score_all(
-            rules, args.contacts, args.events or (), as_of=args.as_of, errors=args.errors
+            rules,
+            args.contacts,
+            args.events or (),
+            accounts=args.accounts or (),
+            as_of=args.as_of,
+            errors=args.errors,
         )
         for rej in run.rejected:
             print(f"leaddsl: set aside {rej.reason}", file=sys.stderr)
         if args.command == "explain":
+            if args.account is not None:
+                return _explain_account(run, args.account)
             return _explain(run, args.contact)
-        out.write(_render(rules, run, args.format, args.top))
+        if args.accounts_only:
+            out.write(_render(run.top_accounts(_n(args.top, run.accounts)), args.format))
+            return 0
+        out.write(_render(run.top(_n(args.top, run.results)), args.format))
+        if args.format == "table" and run.accounts:
+            out.write("\n" + _render(run.top_accounts(_n(args.top, run.accounts)), "table"))
         return 0
     except ScriptError as exc:
         print(exc, file=sys.stderr)
@@ -144,7 +170,47 @@ def _explain(run: Scored, contact: str) -> int:
     return 0
 
 
-def _rows(rules: Ruleset, results: list[ContactResult]) -> list[dict[str, object]]:
+def _n(top: int | None, rows: dict[str, Any]) -> int:
+    return top if top is not None else len(rows)
+
+
+def _explain_account(run: Scored, account: str) -> int:
+    result = run.accounts.get(account)
+    if result is None:
+        raise LeadDSLError(f"no account {account!r} in the data")
+    print(f"{result.id}: {result.total:.2f} points at {result.as_of}")
+    for model, value in result.scores.items():
+        print(f"  {model}: {value:.2f}")
+    for name, label in result.labels.items():
+        print(f"  {name}: {label}")
+    print(
+        "qualified"
+        if result.qualified
+        else "disqualified: " + ", ".join(result.reasons)
+        if result.disqualified
+        else "not qualified"
+    )
+    if result.parent is not None:
+        print(f"parent: {result.parent}")
+    if result.subsidiaries:
+        print("subsidiaries: " + ", ".join(result.subsidiaries))
+    left_out = [c for c in result.members if c not in result.eligible]
+    print(
+        f"contacts: {len(result.eligible)} counted"
+        + (f", {len(left_out)} disqualified ({', '.join(left_out)})" if left_out else "")
+    )
+    print("\npoints (with the contacts behind them):")
+    for row in result.explain():
+        print("  " + row.describe())
+    for line in result.missing():
+        mark = "holds" if line.holds else "fails"
+        print(f"\nline {line.line} {mark}: {line.text}")
+        for term in line.conditions:
+            print(f"  [{'x' if term.holds else ' '}] {term.text}")
+    return 0
+
+
+def _rows(results: Sequence[ContactResult | AccountResult]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for rank, r in enumerate(results, 1):
         row: dict[str, object] = {"rank": rank, "id": r.id, "total": round(r.total, 6)}
@@ -152,19 +218,21 @@ def _rows(rules: Ruleset, results: list[ContactResult]) -> list[dict[str, object
         row.update(r.labels)
         row["qualified"] = r.qualified
         row["disqualified"] = "; ".join(r.reasons)
+        if isinstance(r, AccountResult):
+            row["parent"] = r.parent or ""
+            row["contacts"] = len(r.eligible)
         rows.append(row)
     return rows
 
 
-def _render(rules: Ruleset, run: Scored, fmt: str, top: int | None) -> str:
-    results = run.top(top if top is not None else len(run.results))
+def _render(results: Sequence[ContactResult | AccountResult], fmt: str) -> str:
     if fmt == "json":
         return (
             orjson.dumps([r.to_dict() for r in results], option=orjson.OPT_INDENT_2).decode() + "\n"
         )
     if fmt == "ndjson":
         return "".join(orjson.dumps(r.to_dict()).decode() + "\n" for r in results)
-    rows = _rows(rules, results)
+    rows = _rows(results)
     if fmt == "csv":
         buf = io.StringIO()
         if rows:
@@ -173,7 +241,7 @@ def _render(rules: Ruleset, run: Scored, fmt: str, top: int | None) -> str:
             writer.writerows(rows)
         return buf.getvalue()
     if not rows:
-        return "no contacts\n"
+        return "no results\n"
     cols = list(rows[0])
     cells = [[_cell(row[c]) for c in cols] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]

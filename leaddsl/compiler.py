@@ -145,7 +145,6 @@ def _walk(cond: P.Cond) -> list[P.Cond]:
 
 def member_conditions(plan: P.Plan) -> list[P.Cond]:
     """The where clauses (contact conditions) inside an account plan."""
-    out: list[P.Cond] = []
     conds = [r.condition for r in plan.condition_rules]
     conds += [d.condition for d in plan.disqualify] + [q.condition for q in plan.qualify]
     conds += [r.condition for s in plan.ladders for r in s.rungs if r.condition is not None]

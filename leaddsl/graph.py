@@ -50,7 +50,7 @@ class AccountGraph:
     """Who belongs to which account, and which account belongs to which parent."""
 
     def __init__(self) -> None:
-        self.nx: nx.DiGraph = nx.DiGraph()
+        self.nx: nx.DiGraph[Node] = nx.DiGraph()
         self._domains: dict[str, str] = {}  # domain -> account id
         self._sources: dict[Node, str] = {}  # where each record came from, for errors
         self._n_accounts = 0
@@ -280,10 +280,8 @@ class AccountGraph:
 
     def top(self, aid: str) -> str:
         """The top-level account above this one (itself when it has no parent)."""
-        top = aid
-        for top in self.ancestors(aid):
-            pass
-        return top
+        chain = [aid, *self.ancestors(aid)]
+        return chain[-1]
 
     def orphans(self) -> list[str]:
         """Contacts without an account, in the order they were added."""

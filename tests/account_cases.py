@@ -37,7 +37,7 @@ EXPECT_KEYS = {"accounts", "contacts", "orphans", "rejected", "error"}
 def close(actual: object, expected: object) -> bool:
     if isinstance(expected, list):
         return (isinstance(actual, (list, tuple)) and len(actual) == len(expected)
-                and all(close(a, e) for a, e in zip(actual, expected)))
+                and all(close(a, e) for a, e in zip(actual, expected, strict=True)))
     if isinstance(expected, dict):
         return (isinstance(actual, dict) and set(actual) == set(expected)
                 and all(close(actual[k], v) for k, v in expected.items()))
@@ -58,7 +58,7 @@ def check_result(result: Any, expect: dict[str, Any], where: str) -> None:
     for key, want in expect.items():
         if key == "explain":
             rows = [_row(c) for c in result.explain()]
-            got = [{k: row[k] for k in want_row} for row, want_row in zip(rows, want)]
+            got = [{k: row[k] for k in want_row} for row, want_row in zip(rows, want, strict=False)]
             assert len(rows) == len(want) and close(got, want), (where, "explain", rows)
             total = math.fsum(c.points for c in result.explain())
             assert math.isclose(total, result.total, rel_tol=1e-9, abs_tol=1e-9), (where, total)
@@ -102,7 +102,7 @@ def run_case(script: leaddsl.Ruleset, case: dict[str, Any]) -> None:
     if "rejected" in expect:
         got = [(r.source, r.reason) for r in report.rejected]
         assert len(got) == len(expect["rejected"]), got
-        for (source, reason), (want_source, want_text) in zip(got, expect["rejected"]):
+        for (source, reason), (want_source, want_text) in zip(got, expect["rejected"], strict=True):
             assert source == want_source and want_text in reason, (source, reason)
     for aid, want in expect.get("accounts", {}).items():
         check_result(engine.account(aid), want, f"account {aid}")

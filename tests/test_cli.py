@@ -207,3 +207,93 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr == (
         "leaddsl: cannot read rule script 'nope.lead': No such file or directory\n"
     )
+
+
+ACCOUNT_RULES = RULES + """
+account:
+    score engagement = sum of contacts by engagement
+    score fit:
+        when industry = "software": +5
+    classify tier:
+        target when score >= 15
+        watch otherwise
+    rollup to parent: sum
+"""
+
+
+def write_accounts(tmp: Path) -> None:
+    write_data(tmp, EVENTS)
+    (tmp / "rules.lead").write_text(ACCOUNT_RULES)
+    (tmp / "contacts.ndjson").write_bytes(
+        b'{"id": "c1", "employees": 500, "account": "sub"}\n'
+        b'{"id": "c2", "employees": 20, "email": "bo@group.com"}\n'
+        b'{"id": "c3", "email": "cy@gmail.com"}\n'
+    )
+    (tmp / "accounts.ndjson").write_bytes(
+        b'{"id": "group", "domains": ["group.com"], "industry": "Software"}\n'
+        b'{"id": "sub", "parent": "group"}\n'
+    )
+
+
+def test_score_prints_accounts_after_contacts(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--events",
+               "events.ndjson", "--accounts", "accounts.ndjson", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    contacts, accounts = proc.stdout.split("\n\n")
+    assert contacts.splitlines()[1].split()[:3] == ["1", "c1", "25.0"]
+    head, first, second = accounts.splitlines()
+    assert head.split() == ["rank", "id", "total", "engagement", "fit", "tier", "qualified",
+                            "disqualified", "parent", "contacts"]
+    # group: its own 1 (c2 by domain) + 5 fit + sub's 15: 21; sub: c1's 15.
+    assert first.split() == ["1", "group", "21.0", "16.0", "5.0", "target", "1"]
+    assert second.split() == ["2", "sub", "15.0", "15.0", "0.0", "target", "group", "1"]
+
+
+def test_score_accounts_only_as_json(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--events",
+               "events.ndjson", "--accounts", "accounts.ndjson", "--accounts-only",
+               "--format", "json", "--top", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (group,) = orjson.loads(proc.stdout)
+    assert (group["id"], group["total"], group["subsidiaries"]) == ("group", 21.0, ["sub"])
+    assert group["eligible"] == ["c2"]
+
+
+def test_explain_an_account_names_the_contacts(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    proc = run("explain", "rules.lead", "--contacts", "contacts.ndjson", "--events",
+               "events.ndjson", "--accounts", "accounts.ndjson", "--account", "group",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("group: 21.00 points")
+    assert "subsidiaries: sub" in out
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith("+")]
+    assert [(w[0], w[1]) for w in lines] == [("+1.00", "group"), ("+5.00", "group"),
+                                            ("+15.00", "sub")]
+    assert "[c2 1]" in out and "[c1 15]" in out
+
+
+def test_accounts_without_an_account_block_is_one_line(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    (tmp_path / "rules.lead").write_text(RULES)
+    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--accounts-only",
+               cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "leaddsl: rules.lead has no account block, so accounts have no scores\n"
+    proc = run("explain", "rules.lead", "--contacts", "contacts.ndjson", "--accounts",
+               "accounts.ndjson", "--account", "nope", cwd=tmp_path)
+    assert proc.returncode == 1 and "no account block" in proc.stderr
+
+
+def test_a_parent_cycle_is_one_line(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    (tmp_path / "accounts.ndjson").write_bytes(
+        b'{"id": "group", "parent": "sub"}\n{"id": "sub", "parent": "group"}\n')
+    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--accounts",
+               "accounts.ndjson", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("leaddsl: accounts form a parent cycle: ")
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -65,12 +65,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import account_cases  # tests/ is on sys.path under pytest's default import mode
 import attrs
 import pytest
 
 import leaddsl
-
-import account_cases  # tests/ is on sys.path under pytest's default import mode
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE = ROOT / "docs" / "language.md"

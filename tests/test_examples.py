@@ -48,7 +48,7 @@ def rules() -> leaddsl.Ruleset:
 @pytest.fixture(scope="module")
 def run(rules: leaddsl.Ruleset) -> leaddsl.Scored:
     return leaddsl.score_all(rules, DATA / "contacts.ndjson", DATA / "events.ndjson",
-                             errors="collect")
+                             accounts=DATA / "accounts.ndjson", errors="collect")
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +175,42 @@ def test_buyers_qualify_and_outsiders_do_not(generate: ModuleType, run: leaddsl.
 def test_orphan_events_are_set_aside(run: leaddsl.Scored) -> None:
     assert len(run.rejected) == 3
     assert all("unknown contact 'c9001'" in r.reason for r in run.rejected)
+
+
+def test_accounts_of_the_example(run: leaddsl.Scored) -> None:
+    accounts = [json.loads(line) for line in (DATA / "accounts.ndjson").read_text().splitlines()]
+    contacts = [json.loads(line) for line in (DATA / "contacts.ndjson").read_text().splitlines()]
+    assert set(run.accounts) == {a["id"] for a in accounts}
+    # Contacts without an account field join by email domain, unless it is a free mail address.
+    no_account = {c["id"] for c in contacts if not c.get("account")}
+    assert set(run.orphans) <= no_account
+    assert any(c["id"] in no_account and c["id"] not in run.orphans for c in contacts)
+    # The hierarchy rolls up: with `rollup to parent: sum`, a parent adds its subsidiaries.
+    parents = {a["id"]: a["parent"] for a in accounts if a.get("parent")}
+    assert len(set(parents.values())) >= 2
+    for aid, result in run.accounts.items():
+        kids = [run.accounts[k] for k, p in parents.items() if p == aid]
+        own = result.state.own_total  # type: ignore[union-attr]
+        counted = [k.total for k in kids if not k.disqualified]
+        assert result.total == pytest.approx(own + sum(counted))
+    # Universities are disqualified; the tiers are spread out, not all strategic.
+    assert any(a.reasons == ("education",) for a in run.accounts.values())
+    tiers = {a.labels["tier"] for a in run.accounts.values()}
+    assert tiers == {"strategic", "target", "watch"}
+
+
+def test_demo_shows_the_top_accounts(demo: str, run: leaddsl.Scored) -> None:
+    tail = demo.split("accounts (subsidiaries rolled up")[1]
+    lines = tail.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("---")) + 1
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[start:start + 10]]
+    top = run.top_accounts(10)
+    assert [row[1] for row in rows] == [a.id for a in top]
+    assert [float(row[2]) for row in rows] == [round(a.total, 1) for a in top]
+    assert [row[3] for row in rows] == [a.labels["tier"] for a in top]
+    assert f"Why {top[0].id} leads" in demo
+    for row in top[0].explain():
+        assert _flat(row.describe()) in _flat(demo)
 
 
 # ---- the demo --------------------------------------------------------------------------------
