@@ -521,7 +521,7 @@ def _aggregates(conds: st.SearchStrategy[A.Condition]) -> st.SearchStrategy[A.Ag
             wheres,
         ),  # the parser gives floats
         st.builds(A.CountContacts, wheres),
-        st.just(A.CountRoles()),
+        st.builds(A.CountRoles, wheres),
     )
 
 
