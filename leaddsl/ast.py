@@ -372,7 +372,7 @@ class AggregateScore:
     """`score NAME = AGGREGATE` inside an account block."""
 
     name: str
-    aggregate: Aggregate
+    aggregate: AggregateExpr
     span: Span = _span()
 
 

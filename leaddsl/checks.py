@@ -949,8 +949,6 @@ def check_account(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagn
                     _did_you_mean(mode, ROLLUP_MODES),
                 )
             case A.AggregateScore(aggregate=agg):
-                if not isinstance(agg, A.Aggregate):
-                    continue
                 probe = A.AggregateTest(agg, ">=", A.Literal(0.0), stmt.span)
                 yield from _check_members(probe, scope, src)
 

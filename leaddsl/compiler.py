@@ -208,7 +208,6 @@ def compile_plan(script: A.Script, scope: Scope, src: Source) -> P.Plan:
         elif isinstance(stmt, A.AggregateScore):
             models[stmt.name] = P.Model(stmt.name)
             agg = aggregate(stmt.aggregate, scope)
-            assert isinstance(agg, P.Agg)
             aggregates.append(
                 P.AggregateRule(stmt.name, agg, src.span_text(stmt.span), stmt.span)
             )

@@ -331,7 +331,7 @@ class AggregateRule:
     """`score NAME = AGGREGATE`: an account model whose value is an aggregate of its contacts."""
 
     model: str
-    aggregate: Agg
+    aggregate: Agg | CountOf | RolesCount
     text: str = ""
     span: Span = _span()
 

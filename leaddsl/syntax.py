@@ -115,7 +115,9 @@ class _ToAst(Transformer[Token, A.Script]):
     def objects(self, meta: Any, *names: Token) -> A.Objects:
         return A.Objects(tuple(str(n) for n in names), _span(meta))
 
-    def aggregate_score(self, meta: Any, name: Token, aggregate: A.Aggregate) -> A.AggregateScore:
+    def aggregate_score(
+        self, meta: Any, name: Token, aggregate: A.AggregateExpr
+    ) -> A.AggregateScore:
         return A.AggregateScore(str(name), aggregate, _span(meta))
 
     def weight(self, meta: Any, *pairs: tuple[str, float]) -> A.Weight:
