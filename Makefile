@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check leaddsl tests examples
+	$(BIN)/ruff check leaddsl tests examples benchmarks
 	$(BIN)/mypy
 
 clean:

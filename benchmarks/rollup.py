@@ -72,7 +72,7 @@ def _agree(engine: leaddsl.Engine, contacts: dict[str, Any], accounts: dict[str,
     bad += [aid for aid, total in accounts.items()
             if not math.isclose(engine.account(aid).total, total, rel_tol=1e-6, abs_tol=1e-6)]
     if bad:
-        raise SystemExit(f"leaddsl disagrees with the baseline on {len(bad)} results, e.g. {bad[:5]}")
+        raise SystemExit(f"leaddsl disagrees with the baseline on {len(bad)} results: {bad[:5]}")
 
 
 def main() -> int:

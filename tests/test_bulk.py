@@ -59,7 +59,11 @@ def test_contacts_without_events_are_scored() -> None:
 @pytest.mark.parametrize(
     ("contacts", "events", "message"),
     [
-        ([{"id": "a"}, {"id": "a"}], [], "contacts[1] (id 'a'), field 'id': duplicate contact id (first from contacts[0])"),
+        (
+            [{"id": "a"}, {"id": "a"}],
+            [],
+            "contacts[1] (id 'a'), field 'id': duplicate contact id (first from contacts[0])",
+        ),
         ([{"name": "x"}], [], "contacts[0], field 'id': missing id"),
         (
             [{"id": "a"}],

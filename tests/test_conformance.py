@@ -1,4 +1,4 @@
-"""The data-driven conformance suite: scripts and hand-computed expectations under tests/conformance.
+"""The data-driven conformance suite: scripts and hand-computed expectations (tests/conformance).
 
 Layout: ``tests/conformance/<construct>/<name>.lead`` is a rule script and ``<name>.json`` next to
 it holds its cases::
@@ -76,7 +76,7 @@ def _params() -> list[Any]:
     return params
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ruleset(lead_path: Path) -> leaddsl.Ruleset:
     return leaddsl.load(lead_path)
 
@@ -183,7 +183,7 @@ def _compare(expect: dict[str, Any], result: leaddsl.ContactResult) -> list[str]
         if len(rows) != len(want_rows):
             problems.append(f"explain: expected {len(want_rows)} rows, got {len(rows)}: "
                             f"{[(r.line, r.points) for r in rows]}")
-        for i, (row, want) in enumerate(zip(rows, want_rows)):
+        for i, (row, want) in enumerate(zip(rows, want_rows, strict=False)):
             for key, value in want.items():
                 got = list(getattr(row, key)) if key == "events" else getattr(row, key)
                 if not _close(got, value):
@@ -193,7 +193,7 @@ def _compare(expect: dict[str, Any], result: leaddsl.ContactResult) -> list[str]
         want_lines = expect["missing"]
         if len(lines) != len(want_lines):
             problems.append(f"missing: expected {len(want_lines)} qualify lines, got {len(lines)}")
-        for i, (line, want) in enumerate(zip(lines, want_lines)):
+        for i, (line, want) in enumerate(zip(lines, want_lines, strict=False)):
             terms = want.get("terms") if isinstance(want, dict) else want
             got_terms = [[c.text, c.holds] for c in line.conditions]
             if terms is not None and got_terms != terms:
