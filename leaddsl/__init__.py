@@ -8,7 +8,7 @@ and events and answers for each. Every result can ``explain()`` its points.
 from .accounts import AccountResult
 from .bulk import Scored, score_all
 from .diagnostics import Diagnostic
-from .engine import Engine, LoadReport
+from .engine import Engine, IngestReport, LoadReport
 from .errors import CheckError, GraphError, LeadDSLError, ParseError, RecordError, ScriptError
 from .formatter import format
 from .graph import AccountGraph
@@ -16,6 +16,7 @@ from .records import Rejected
 from .results import Check, ContactResult, Contribution, QualifyCheck
 from .ruleset import Ruleset
 from .script import check, compile, load
+from .triggers import Transition
 
 __all__ = [
     "compile",
@@ -25,6 +26,8 @@ __all__ = [
     "score_all",
     "Engine",
     "LoadReport",
+    "IngestReport",
+    "Transition",
     "AccountGraph",
     "AccountResult",
     "Scored",

@@ -26,7 +26,7 @@ import attrs
 from . import plan as P
 from .records import to_datetime
 from .results import ContactResult, Contribution, QualifyCheck
-from .ruleset import EvalState, Pred, Ruleset, _compare
+from .ruleset import EvalState, Pred, Ruleset, _compare, adjustment_rows
 
 __all__ = ["AccountRules", "AccountState", "AccountResult"]
 
@@ -157,6 +157,7 @@ class AccountRules(Ruleset):
         children: Sequence[AccountResult],
         as_of: float | None,
         parent: str | None = None,
+        adjustments: Sequence[tuple[float, str, str, float, str]] = (),
     ) -> AccountResult:
         """Score one account from its direct members and its scored direct subsidiaries."""
         st = AccountState(self, attrs_, as_of)
@@ -180,6 +181,7 @@ class AccountRules(Ruleset):
             st.aggregate_parts.append((value, parts))
             per_model[rule.model].append(value)
             every.append(value)
+        st.adjustments = [a for a in adjustments if as_of is None or a[0] <= as_of]
         self._tally_conditions(st, per_model, every)
         st.own_scores = {m: _fsum(v) for m, v in per_model.items()}
         st.own_total = _fsum(every)
@@ -373,7 +375,7 @@ class AccountRules(Ruleset):
                 row = _row(crule.model, crule.text, crule.span, points, "condition", st, parts)
                 rows.append((crule.span.start, row))
         rows.sort(key=lambda r: r[0])
-        return [c for _, c in rows]
+        return [c for _, c in rows] + list(adjustment_rows(st))
 
     def contributions_of(self, st: AccountState) -> tuple[Contribution, ...]:
         own = self.own_contributions(st)

@@ -8,6 +8,7 @@ so asking for one account after one new event recomputes that account chain and 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +19,17 @@ import attrs
 from .accounts import AccountResult
 from .errors import LeadDSLError, RecordError
 from .graph import AccountGraph
+from .live import ContactState, LiveRules
 from .records import Rejected, check_contact, check_event, parse_time, read_ndjson, to_datetime
 from .results import ContactResult
 from .ruleset import Ruleset
+from .triggers import Callback, Snapshot, Subscriptions, Transition, changes, snapshot
 
-__all__ = ["Engine", "LoadReport", "Records"]
+__all__ = ["Engine", "LoadReport", "IngestReport", "Records"]
 
 Records = Iterable[Mapping[str, Any]] | str | Path
 ParsedEvent = tuple[float, str, str, str | None, str | None]
+Adjustment = tuple[float, str, str, float, str]  # (time, id, model, points, reason)
 
 
 @attrs.frozen
@@ -38,6 +42,16 @@ class LoadReport:
     duplicates: int  # events whose id this contact already had: counted once
     rejected: tuple[Rejected, ...]
     orphans: tuple[str, ...]  # contacts without an account after this load (all of them)
+
+
+@attrs.frozen
+class IngestReport:
+    """What ``Engine.ingest_many`` took in, set aside, and the transitions it caused."""
+
+    events: int
+    duplicates: int
+    rejected: tuple[Rejected, ...]
+    transitions: tuple[Transition, ...]
 
 
 def _records(
@@ -112,7 +126,9 @@ class Engine:
         5.0
     """
 
-    def __init__(self, rules: Ruleset | str, *, as_of: object = None) -> None:
+    def __init__(
+        self, rules: Ruleset | str, *, as_of: object = None, auto_contacts: bool = False
+    ) -> None:
         if isinstance(rules, str):
             from .script import compile as compile_script
 
@@ -132,6 +148,16 @@ class Engine:
         self._rejected: list[Rejected] = []
         self.events = 0  # events taken in (duplicates not counted)
         self.computed = {"contacts": 0, "accounts": 0}  # results computed so far
+        # Live scoring (ingest): per-contact summaries, manual adjustments, triggers.
+        self.auto_contacts = auto_contacts  # ingest creates unknown contacts instead of failing
+        self._live: LiveRules | None = None
+        self._states: dict[str, ContactState] = {}
+        self._adjust: dict[str, list[Adjustment]] = {}
+        self._account_adjust: dict[str, list[Adjustment]] = {}
+        self._known: dict[tuple[str, str], Snapshot] = {}  # what triggers last saw
+        self._subs = Subscriptions()
+        self._clock: float | None = None  # advance() moves the evaluation time to here
+        self._unnamed = 0  # events ingested without an id
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -273,6 +299,10 @@ class Engine:
             else:
                 seen.add((contact, eid))
             bucket.append((at, eid, action, obj, name))
+            state = self._states.get(contact)
+            if state is not None:
+                assert self._live is not None
+                self._live.add(state, at, eid, action, obj, name)
             touched.add(contact)
             count += 1
             if latest is None or at > latest:
@@ -302,7 +332,11 @@ class Engine:
         return to_datetime(self._as_of())
 
     def _as_of(self) -> float | None:
-        return self._fixed if self._fixed is not None else self._latest
+        if self._fixed is not None:
+            return self._fixed
+        if self._clock is not None and (self._latest is None or self._clock > self._latest):
+            return self._clock
+        return self._latest
 
     @property
     def rejected(self) -> tuple[Rejected, ...]:
@@ -320,7 +354,19 @@ class Engine:
             attrs_ = self._attrs.get(cid)
             if attrs_ is None:
                 raise LeadDSLError(f"unknown contact {cid!r}")
-            result = self.rules.score_parsed(attrs_, self._events[cid], self._as_of())
+            as_of = self._as_of()
+            state = self._states.get(cid)
+            if state is None and self._live is not None:
+                state = self._state(cid)  # live from now on: later results cost O(rules)
+            if state is not None and (as_of is None or state.top is None or as_of >= state.top):
+                assert self._live is not None
+                result = self._live.result(
+                    attrs_, state, as_of, self._adjust.get(cid), replay=self._replayer(cid)
+                )
+            else:
+                result = self.rules.score_parsed(
+                    attrs_, self._events[cid], as_of, self._adjust.get(cid)
+                )
             self._contact_results[cid] = result
             self.computed["contacts"] += 1
         return result
@@ -346,9 +392,257 @@ class Engine:
             members = [contact(c) for c in graph.members_unsorted(a)]
             children = [done[c] for c in graph.children(a)]
             done[a] = rules.score_account(
-                self._account_attrs[a], members, children, as_of, graph.parent(a)
+                self._account_attrs[a],
+                members,
+                children,
+                as_of,
+                graph.parent(a),
+                self._account_adjust.get(a, ()),
             )
             self.computed["accounts"] += 1
+
+    # ---- live scoring -------------------------------------------------------------------
+
+    def _live_rules(self) -> LiveRules:
+        if self._live is None:
+            self._live = LiveRules(self.rules)
+        return self._live
+
+    def _replayer(self, cid: str) -> Callable[[], ContactResult]:
+        """A replay of the contact's events as they are now, for explain()."""
+        attrs_, events = self._attrs[cid], list(self._events[cid])
+        adjustments, as_of = list(self._adjust.get(cid, ())), self._as_of()
+        return lambda: self.rules.score_parsed(attrs_, events, as_of, adjustments)
+
+    def _state(self, cid: str) -> ContactState:
+        state = self._states.get(cid)
+        if state is None:  # built once from the log, then kept up to date event by event
+            live = self._live_rules()
+            state = live.new()
+            for at, eid, action, obj, name in self._events[cid]:
+                live.add(state, at, eid, action, obj, name)
+            self._states[cid] = state
+        return state
+
+    def _chain(self, cid: str) -> list[tuple[str, str]]:
+        keys = [("contact", cid)]
+        if self.rules.accounts is not None:
+            keys += [("account", a) for a in self.graph.path(cid)]
+        return keys
+
+    def _snapshot(self, key: tuple[str, str]) -> Snapshot:
+        known = self._known.get(key)
+        if known is None:
+            kind, ident = key
+            known = snapshot(self.contact(ident) if kind == "contact" else self.account(ident))
+        return known
+
+    def _settle(self, keys: list[tuple[str, str]], before: dict[tuple[str, str], Snapshot],
+                cause: str | None) -> list[Transition]:
+        """Record the new results of ``keys`` and the transitions from ``before``."""
+        out: list[Transition] = []
+        as_of = self.as_of
+        for key in keys:
+            kind, ident = key
+            now = snapshot(self.contact(ident) if kind == "contact" else self.account(ident))
+            self._known[key] = now
+            out.extend(changes(kind, ident, before[key], now, as_of, cause))
+        return out
+
+    def ingest(self, event: Mapping[str, Any], *, source: str = "event") -> tuple[Transition, ...]:
+        """Score one event now: its contact and that contact's accounts, and nothing else.
+
+        Returns the transitions it caused (also passed to the callbacks registered with
+        :meth:`on`). An event whose id this contact already had changes nothing. An event
+        without an id cannot be recognised when it comes again: give events ids.
+
+        Raises:
+            RecordError: the event is malformed, or its contact is unknown (unless the engine
+                was made with ``auto_contacts=True``), naming ``source`` and the field.
+        """
+        parsed = _fast_event(event)
+        if parsed is None:
+            ev = check_event(event, source, require_contact=True)
+            assert ev.contact is not None
+            parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
+        cid, eid, at, action, obj, name = parsed
+        if cid not in self._attrs:
+            if not self.auto_contacts:
+                raise RecordError(
+                    f"unknown contact {cid!r}", source=source, record_id=eid, field="contact"
+                )
+            self.load(contacts=[{"id": cid}])
+        if eid is None:
+            self._unnamed += 1
+            eid = f"{source}#{self._unnamed}"
+        elif (cid, eid) in self._seen:
+            return ()
+        keys = self._chain(cid)
+        before = {k: self._snapshot(k) for k in keys}
+        state = self._state(cid)  # from the log as it was: the new event is not in it yet
+        self._seen.add((cid, eid))
+        self._events[cid].append((at, eid, action, obj, name))
+        self._live_rules().add(state, at, eid, action, obj, name)
+        self.events += 1
+        self._moved_to(at)
+        self._forget(cid)
+        fired = self._settle(keys, before, eid)
+        self._subs.fire(fired)
+        return tuple(fired)
+
+    def _moved_to(self, at: float) -> None:
+        if self._latest is None or at > self._latest:
+            old = self._as_of()
+            self._latest = at
+            if self._as_of() != old:  # time moved for everyone: every decayed score changed
+                self._contact_results.clear()
+                self._account_results.clear()
+
+    def ingest_many(
+        self, events: Records, *, errors: str = "raise"
+    ) -> IngestReport:
+        """Ingest events one by one (mappings or an NDJSON path).
+
+        With ``errors="raise"`` the first bad event stops the run with its RecordError (the
+        events before it stay ingested); with ``"collect"`` every bad event is set aside in the
+        report, with its reason, and the others are ingested.
+        """
+        if errors not in ("raise", "collect"):
+            raise LeadDSLError(f"errors must be 'raise' or 'collect', not {errors!r}")
+        rejected: list[Rejected] | None = [] if errors == "collect" else None
+        fired: list[Transition] = []
+        count = duplicates = 0
+        for source, rec in _records(events, "events", rejected):
+            before = self.events
+            try:
+                fired.extend(self.ingest(rec, source=source))
+            except RecordError as err:
+                if rejected is None:
+                    raise
+                rejected.append(Rejected(source, str(err), rec))
+                continue
+            if self.events > before:
+                count += 1
+            else:
+                duplicates += 1
+        self._rejected += rejected or ()
+        return IngestReport(count, duplicates, tuple(rejected or ()), tuple(fired))
+
+    def on(
+        self,
+        kind: str,
+        fn: Callback,
+        *,
+        label: str | None = None,
+        subject: str | None = None,
+    ) -> Callback:
+        """Call ``fn(transition)`` on every ``kind`` of change: "qualified", "disqualified" or
+        "label_changed" (``label=`` one ladder); ``subject=`` "contact" or "account" only.
+
+        Returns ``fn``, so it can decorate. Callbacks run after the engine is up to date; an
+        exception in one propagates to the caller of ingest and skips the callbacks after it.
+        """
+        ladders = {*self.rules.ladders}
+        if self.rules.accounts is not None:
+            ladders |= set(self.rules.accounts.ladders)
+        self._subs.add(kind, fn, label, subject, {name: None for name in sorted(ladders)})
+        return fn
+
+    def off(self, fn: Callback) -> None:
+        """Stop calling ``fn``."""
+        self._subs.remove(fn)
+
+    def advance(self, to: object) -> tuple[Transition, ...]:
+        """Move the evaluation time forward to ``to``: decay, windows and inactivity catch up.
+
+        Time passing alone changes scores, but the engine notices it only here: every contact
+        and account is evaluated at the new time, and the transitions this causes fire (with
+        ``cause`` None). Between calls, a transition caused by time shows up with the next
+        event of that contact.
+        """
+        when = parse_time(to, source="advance", field="to")
+        current = self._as_of()
+        if self._fixed is not None:
+            raise LeadDSLError("this engine evaluates at a fixed as_of time; advance() moves "
+                               "the time of an engine made without as_of=")
+        if current is not None and when < current:
+            raise LeadDSLError(f"advance() goes forward only; the engine is at {self.as_of}")
+        keys = [("contact", c) for c in self._attrs]
+        if self.rules.accounts is not None:
+            keys += [("account", a) for a in self._account_attrs]
+        before = {k: self._snapshot(k) for k in keys}
+        self._clock = when
+        self._contact_results.clear()
+        self._account_results.clear()
+        if self.rules.accounts is not None:
+            self.accounts()
+        fired = self._settle(keys, before, None)
+        self._subs.fire(fired)
+        return tuple(fired)
+
+    def adjust(
+        self,
+        who: str,
+        points: float,
+        reason: str,
+        *,
+        model: str | None = None,
+        at: object = None,
+        id: str | None = None,  # noqa: A002 - the event's id, as in records
+        subject: str | None = None,
+    ) -> tuple[Transition, ...]:
+        """Add ``points`` by hand to a contact's or an account's ``model`` (default: the first).
+
+        The adjustment is an event in the log, so it shows in ``explain()`` with its reason and
+        the rows still add up to the total; it neither decays nor counts towards a cap. ``at``
+        defaults to the engine's current time; ``subject`` ("contact" or "account") settles an
+        id that names both. Returns the transitions it caused.
+        """
+        if subject is None:
+            is_contact, is_account = who in self._attrs, who in self._account_attrs
+            if is_contact and is_account:
+                raise LeadDSLError(f"{who!r} is both a contact and an account; pass subject=")
+            subject = "contact" if is_contact else "account" if is_account else None
+        if subject == "contact" and who in self._attrs:
+            models = self.rules.models
+            log = self._adjust
+        elif subject == "account" and who in self._account_attrs:
+            models = self._account_rules().models
+            log = self._account_adjust
+        else:
+            raise LeadDSLError(f"no contact or account {who!r}")
+        model = models[0] if model is None else model
+        if model not in models:
+            raise LeadDSLError(f"unknown model {model!r}; the {subject} models: "
+                               + ", ".join(models))
+        if not isinstance(points, (int, float)) or isinstance(points, bool) or not math.isfinite(
+            points
+        ):
+            raise LeadDSLError(f"points must be a number, got {points!r}")
+        if not isinstance(reason, str) or not reason.strip():
+            raise LeadDSLError("an adjustment needs a reason")
+        when = self._as_of() if at is None else parse_time(at, source="adjust", field="at")
+        if when is None:
+            when = datetime.now(UTC).timestamp()
+        entries = log.setdefault(who, [])
+        eid = id if id is not None else f"adjustment#{subject}:{who}:{len(entries) + 1}"
+        if any(e[1] == eid for e in entries):
+            return ()  # the same adjustment twice counts once
+        cid = who if subject == "contact" else None
+        keys = self._chain(cid) if cid is not None else [("account", who)] + [
+            ("account", a) for a in self.graph.ancestors(who)
+        ]
+        before = {k: self._snapshot(k) for k in keys}
+        entries.append((when, eid, model, float(points), reason.strip()))
+        self._moved_to(when)
+        if cid is not None:
+            self._forget(cid)
+        else:
+            for key in keys:
+                self._account_results.pop(key[1], None)
+        fired = self._settle(keys, before, eid)
+        self._subs.fire(fired)
+        return tuple(fired)
 
     def _account_rules(self) -> Any:
         if self.rules.accounts is None:

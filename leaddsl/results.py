@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -94,9 +94,16 @@ class ContactResult:
     reasons: tuple[str, ...]
     as_of: datetime | None
     state: EvalState | None = attrs.field(default=None, eq=False, repr=False)
+    # A live result is computed from a summary of the events; its explanation replays them.
+    replay: Callable[[], ContactResult] | None = attrs.field(default=None, eq=False, repr=False)
 
     def explain(self) -> tuple[Contribution, ...]:
-        """Every rule that gave points, in script order; their ``points`` add up to ``total``."""
+        """Every rule that gave points, in script order; their ``points`` add up to ``total``.
+
+        Manual adjustments follow, each with its reason.
+        """
+        if self.replay is not None:
+            return self.replay().explain()
         if self.state is None:
             return ()
         return self.state.ruleset.contributions(self.state)

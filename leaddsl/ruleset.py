@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import plan as P
+from .ast import NO_SPAN
 from .errors import RecordError
 from .records import check_contact, check_event, parse_time, to_datetime
 from .results import Check, ContactResult, Contribution, QualifyCheck
@@ -35,6 +36,8 @@ class EvalState:
         "as_of",
         "selected",
         "counters",
+        "counts",
+        "adjustments",
         "last_time",
         "scores",
         "rule_points",
@@ -52,6 +55,9 @@ class EvalState:
         self.as_of = as_of
         self.selected: list[list[tuple[float, str, str | None]]] = []
         self.counters: list[list[float]] = []
+        self.counts: list[int] | None = None  # live states: events per counter, all time
+        # Manual adjustments: (time, id, model, points, reason), counted as they are.
+        self.adjustments: list[tuple[float, str, str, float, str]] = []
         self.last_time: float | None = None
         self.scores: dict[str, float] = {}
         self.rule_points: list[tuple[float, float, float, bool]] = []  # final, decayed, raw, capped
@@ -208,14 +214,19 @@ class Ruleset:
         attrs_: Mapping[str, Any],
         events: list[tuple[float, str, str, str | None, str | None]],
         as_of: float | None,
+        adjustments: list[tuple[float, str, str, float, str]] | None = None,
     ) -> ContactResult:
         """Score a contact whose record and events are already validated and deduplicated.
 
         ``events`` are ``(epoch, id, action, object, name)``; ``score`` and ``score_all`` call this.
+        ``adjustments`` are manual ones, ``(epoch, id, model, points, reason)``.
         """
         if as_of is None and events:
             as_of = max(e[0] for e in events)
         st = EvalState(self, attrs_, as_of)
+        if adjustments:
+            when = math.inf if as_of is None else as_of
+            st.adjustments = [a for a in adjustments if a[0] <= when]
         selected: list[list[tuple[float, str, str | None]]] = [[] for _ in self._rules]
         counters: list[list[float]] = [[] for _ in self._counter_keys]
         st.selected, st.counters = selected, counters
@@ -336,6 +347,9 @@ class Ruleset:
             if hit:
                 per_model[crule.model].append(crule.points)
                 every.append(crule.points)
+        for _t, _id, model, points, _reason in st.adjustments:
+            per_model[model].append(points)
+            every.append(points)
 
     def _classify(self, st: EvalState) -> None:
         """Disqualification, qualification and labels, in the order their dependencies need."""
@@ -403,7 +417,7 @@ class Ruleset:
                     )
                 )
         out.sort(key=lambda x: x[0])  # script order: rule indexes follow the source
-        return tuple(c for _, c in out)
+        return tuple(c for _, c in out) + adjustment_rows(st)
 
     def qualify_checks(self, st: EvalState) -> tuple[QualifyCheck, ...]:
         checks = []
@@ -513,7 +527,8 @@ class Ruleset:
                 def count(st: EvalState) -> bool:
                     times = st.counters[slot]
                     if w is None:
-                        return len(times) >= k
+                        # A live state keeps the count, and only the recent times.
+                        return (len(times) if st.counts is None else st.counts[slot]) >= k
                     as_of = st.as_of or 0.0
                     return sum(1 for t in times if as_of - t <= w) >= k
 
@@ -556,6 +571,26 @@ class Ruleset:
                 recent = math.copysign(rule.limit, recent)
             parts.append(recent)
         return _fsum(parts)
+
+
+def adjustment_rows(st: EvalState) -> tuple[Contribution, ...]:
+    """explain() rows of manual adjustments: the reason as the rule, the adjustment's id."""
+    return tuple(
+        Contribution(
+            model=model,
+            rule=f"adjusted by hand: {reason}",
+            line=0,
+            points=points,
+            before_cap=points,
+            raw=points,
+            capped=False,
+            events=(eid,),
+            kind="adjustment",
+            span=NO_SPAN,
+            account=getattr(st, "account_id", None),
+        )
+        for _t, eid, model, points, reason in st.adjustments
+    )
 
 
 def _as_text(v: object) -> str:
