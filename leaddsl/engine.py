@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from .live import ContactState, LiveRules
 from .records import Rejected, check_contact, check_event, parse_time, read_ndjson, to_datetime
 from .results import ContactResult
 from .ruleset import Ruleset
+from .store import Store, rules_version
 from .triggers import Callback, Snapshot, Subscriptions, Transition, changes, snapshot
 
 __all__ = ["Engine", "LoadReport", "IngestReport", "Records"]
@@ -54,10 +56,16 @@ class IngestReport:
     transitions: tuple[Transition, ...]
 
 
+class _Sourced(list[tuple[str, Any]]):
+    """Records that already know where they came from (reopened from a store)."""
+
+
 def _records(
     data: Records, name: str, rejected: list[Rejected] | None
 ) -> Iterator[tuple[str, Any]]:
-    if isinstance(data, (str, Path)):
+    if isinstance(data, _Sourced):
+        yield from data
+    elif isinstance(data, (str, Path)):
         try:
             yield from read_ndjson(data, rejected)
         except OSError as exc:
@@ -127,7 +135,13 @@ class Engine:
     """
 
     def __init__(
-        self, rules: Ruleset | str, *, as_of: object = None, auto_contacts: bool = False
+        self,
+        rules: Ruleset | str,
+        *,
+        as_of: object = None,
+        auto_contacts: bool = False,
+        store: str | Path | None = None,
+        keep_events: bool = True,
     ) -> None:
         if isinstance(rules, str):
             from .script import compile as compile_script
@@ -158,6 +172,11 @@ class Engine:
         self._subs = Subscriptions()
         self._clock: float | None = None  # advance() moves the evaluation time to here
         self._unnamed = 0  # events ingested without an id
+        self.version = rules_version(rules.source)
+        self.keep_events = keep_events
+        self._store: Store | None = None
+        if store is not None:
+            self._open(Store(store), keep_events)
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -192,9 +211,10 @@ class Engine:
                 raise err
             rejected.append(Rejected(source, str(err), record))
 
-        n_accounts = self._load_accounts(accounts, rejected, reject)
-        n_contacts = self._load_contacts(contacts, rejected, reject)
-        n_events, duplicates = self._load_events(events, rejected, reject)
+        with self._tx():
+            n_accounts = self._load_accounts(accounts, rejected, reject)
+            n_contacts = self._load_contacts(contacts, rejected, reject)
+            n_events, duplicates = self._load_events(events, rejected, reject)
         self._rejected += rejected or ()
         return LoadReport(
             n_contacts,
@@ -222,6 +242,8 @@ class Engine:
                 reject(source, err, rec)
                 continue
             self._account_attrs[attrs_["id"]] = attrs_
+            if self._store is not None:
+                self._store.add_record("accounts", attrs_["id"], rec, source)
             added.append(attrs_["id"])
         if added:
             for problem in self.graph.link_parents(added):
@@ -248,6 +270,8 @@ class Engine:
                 continue
             cid = attrs_["id"]
             self._attrs[cid] = attrs_
+            if self._store is not None:
+                self._store.add_record("contacts", cid, rec, source)
             self._events[cid] = []
             added += 1
             if problem is not None:
@@ -299,6 +323,8 @@ class Engine:
             else:
                 seen.add((contact, eid))
             bucket.append((at, eid, action, obj, name))
+            if self._store is not None:
+                self._store.add_event(contact, eid, at, action, obj, name, self.keep_events)
             state = self._states.get(contact)
             if state is not None:
                 assert self._live is not None
@@ -401,6 +427,87 @@ class Engine:
             )
             self.computed["accounts"] += 1
 
+    # ---- the durable store ----------------------------------------------------------------
+
+    def _open(self, store: Store, keep_events: bool) -> None:
+        """Take in what the store holds; re-derive states if the rules changed."""
+        kept = store.get("keep_events")
+        if kept is not None and (kept == "1") != keep_events:
+            raise LeadDSLError(
+                f"store {store.path!r} was made with keep_events={kept == '1'}; "
+                "open it with the same setting"
+            )
+        old = store.get("rules")
+        changed = old is not None and old != self.version
+        if changed and not keep_events:
+            raise LeadDSLError(
+                f"store {store.path!r} was built by other rules (version {old}) and keeps no "
+                "events, so its states cannot be re-derived: open it with those rules, or "
+                "start a new store with keep_events=True"
+            )
+        self.load(
+            # Stored records keep the names of where they first came from.
+            accounts=_Sourced((s, r) for _, r, s in store.records("accounts")),  # type: ignore[arg-type]
+            contacts=_Sourced((s, r) for _, r, s in store.records("contacts")),  # type: ignore[arg-type]
+            errors="collect",
+        )
+        for cid, eid, at, action, obj, name in store.events():
+            self._seen.add((cid, eid))
+            if at is None or cid not in self._events:
+                continue  # only the id was kept
+            self._events[cid].append((at, eid, str(action), obj, name))
+            self.events += 1
+            if self._latest is None or at > self._latest:
+                self._latest = at
+        for subject, who, entry in store.adjustments():
+            log = self._adjust if subject == "contact" else self._account_adjust
+            log.setdefault(who, []).append(entry)
+            if self._latest is None or entry[0] > self._latest:
+                self._latest = entry[0]
+        clock = store.get("clock")
+        self._clock = None if clock is None else float(clock)
+        if changed:
+            store.clear_derived()  # states come back from the events as they are needed
+        else:
+            self._live_rules()
+            for cid, data in store.states().items():
+                if cid in self._attrs:
+                    self._states[cid] = ContactState.from_data(data)
+            for (subject, ident), (q, d, labels) in store.known().items():
+                self._known[(subject, ident)] = (q, d, tuple((k, v) for k, v in labels))
+        with store.transaction():
+            store.put("rules", self.version)
+            store.put("rules_source", self.rules.source)
+            store.put("keep_events", "1" if keep_events else "0")
+        self._contact_results.clear()
+        self._account_results.clear()
+        self._store = store
+
+    @property
+    def store_path(self) -> str | None:
+        return None if self._store is None else self._store.path
+
+    def transitions(self, after: int = 0) -> list[tuple[int, Transition]]:
+        """The transitions the store recorded, with their sequence numbers, after ``after``.
+
+        A host that must act on every transition exactly once reads them from here (an
+        outbox): callbacks run after each commit, so a crash between the two skips a call.
+        """
+        if self._store is None:
+            raise LeadDSLError("transitions are recorded only by an engine with a store")
+        out = []
+        for seq, data, _rules in self._store.transitions(after):
+            when = data.pop("as_of")
+            data["as_of"] = None if when is None else datetime.fromisoformat(when)
+            out.append((seq, Transition(**data)))
+        return out
+
+    def close(self) -> None:
+        """Close the store (an engine without a store has nothing to close)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     # ---- live scoring -------------------------------------------------------------------
 
     def _live_rules(self) -> LiveRules:
@@ -442,12 +549,24 @@ class Engine:
         """Record the new results of ``keys`` and the transitions from ``before``."""
         out: list[Transition] = []
         as_of = self.as_of
+        store = self._store
         for key in keys:
             kind, ident = key
-            now = snapshot(self.contact(ident) if kind == "contact" else self.account(ident))
+            result = self.contact(ident) if kind == "contact" else self.account(ident)
+            now = snapshot(result)
             self._known[key] = now
+            if store is not None:
+                store.save_known(kind, ident, now, result.total, self.version)
             out.extend(changes(kind, ident, before[key], now, as_of, cause))
+        if store is not None:
+            for t in out:
+                store.add_transition(t.to_dict(), self.version)
         return out
+
+    def _tx(self) -> Any:
+        """The store's transaction (nothing without a store). A bad record still commits what
+        was taken in before it, as memory keeps it too; anything else rolls back."""
+        return nullcontext() if self._store is None else self._store.transaction()
 
     def ingest(self, event: Mapping[str, Any], *, source: str = "event") -> tuple[Transition, ...]:
         """Score one event now: its contact and that contact's accounts, and nothing else.
@@ -480,14 +599,18 @@ class Engine:
         keys = self._chain(cid)
         before = {k: self._snapshot(k) for k in keys}
         state = self._state(cid)  # from the log as it was: the new event is not in it yet
-        self._seen.add((cid, eid))
-        self._events[cid].append((at, eid, action, obj, name))
-        self._live_rules().add(state, at, eid, action, obj, name)
-        self.events += 1
-        self._moved_to(at)
-        self._forget(cid)
-        fired = self._settle(keys, before, eid)
-        self._subs.fire(fired)
+        with self._tx():
+            self._seen.add((cid, eid))
+            self._events[cid].append((at, eid, action, obj, name))
+            self._live_rules().add(state, at, eid, action, obj, name)
+            self.events += 1
+            self._moved_to(at)
+            self._forget(cid)
+            if self._store is not None:
+                self._store.add_event(cid, eid, at, action, obj, name, self.keep_events)
+                self._store.save_state(cid, state.to_data(), self.version)
+            fired = self._settle(keys, before, eid)
+        self._subs.fire(fired)  # after the commit: a crash never fires a transition twice
         return tuple(fired)
 
     def _moved_to(self, at: float) -> None:
@@ -571,12 +694,15 @@ class Engine:
         if self.rules.accounts is not None:
             keys += [("account", a) for a in self._account_attrs]
         before = {k: self._snapshot(k) for k in keys}
-        self._clock = when
-        self._contact_results.clear()
-        self._account_results.clear()
-        if self.rules.accounts is not None:
-            self.accounts()
-        fired = self._settle(keys, before, None)
+        with self._tx():
+            self._clock = when
+            self._contact_results.clear()
+            self._account_results.clear()
+            if self.rules.accounts is not None:
+                self.accounts()
+            if self._store is not None:
+                self._store.put("clock", repr(when))
+            fired = self._settle(keys, before, None)
         self._subs.fire(fired)
         return tuple(fired)
 
@@ -633,14 +759,18 @@ class Engine:
             ("account", a) for a in self.graph.ancestors(who)
         ]
         before = {k: self._snapshot(k) for k in keys}
-        entries.append((when, eid, model, float(points), reason.strip()))
-        self._moved_to(when)
-        if cid is not None:
-            self._forget(cid)
-        else:
-            for key in keys:
-                self._account_results.pop(key[1], None)
-        fired = self._settle(keys, before, eid)
+        entry = (when, eid, model, float(points), reason.strip())
+        with self._tx():
+            entries.append(entry)
+            self._moved_to(when)
+            if cid is not None:
+                self._forget(cid)
+            else:
+                for key in keys:
+                    self._account_results.pop(key[1], None)
+            if self._store is not None:
+                self._store.add_adjustment(subject, who, entry)
+            fired = self._settle(keys, before, eid)
         self._subs.fire(fired)
         return tuple(fired)
 

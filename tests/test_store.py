@@ -1,0 +1,156 @@
+"""The durable store: restarts, rule changes, and a real process killed mid-ingest."""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import leaddsl
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+RULES = EXAMPLES / "rules.lead"
+DATA = EXAMPLES / "data"
+N_EVENTS = 1500
+
+
+def _events(n: int = N_EVENTS) -> list[dict[str, Any]]:
+    with open(DATA / "events.ndjson", "rb") as f:
+        return [orjson.loads(line) for _, line in zip(range(n), f, strict=False)]
+
+
+def _records(engine: leaddsl.Engine) -> None:
+    engine.load(accounts=DATA / "accounts.ndjson", contacts=DATA / "contacts.ndjson")
+
+
+def _clean(rules: leaddsl.Ruleset, events: list[dict[str, Any]]) -> tuple[
+        leaddsl.Engine, leaddsl.IngestReport]:
+    engine = leaddsl.Engine(rules)
+    _records(engine)
+    return engine, engine.ingest_many(events, errors="collect")
+
+
+def _same_results(a: leaddsl.Engine, b: leaddsl.Engine) -> None:
+    for x in a.contacts():
+        y = b.contact(x.id)
+        assert math.isclose(x.total, y.total, rel_tol=1e-9, abs_tol=1e-9), x.id
+        assert (x.labels, x.qualified, x.disqualified) == (y.labels, y.qualified, y.disqualified)
+    for x in a.accounts():
+        y = b.account(x.id)
+        assert math.isclose(x.total, y.total, rel_tol=1e-9, abs_tol=1e-9), x.id
+        assert (x.labels, x.qualified) == (y.labels, y.qualified)
+
+
+def test_reopening_continues_where_it_stopped(tmp_path: Path) -> None:
+    rules = leaddsl.load(RULES)
+    events = _events()
+    db = tmp_path / "state.db"
+    first = leaddsl.Engine(rules, store=db)
+    _records(first)
+    half = first.ingest_many(events[:700], errors="collect")
+    first.close()
+    again = leaddsl.Engine(rules, store=db)
+    assert again.events == half.events and again.as_of == first.as_of
+    rest = again.ingest_many(events, errors="collect")  # the whole stream once more
+    assert rest.duplicates == 700 - len(half.rejected)
+    clean, report = _clean(rules, events)
+    _same_results(clean, again)
+    assert [t for _, t in again.transitions()] == list(report.transitions)
+    assert list(half.transitions) + list(rest.transitions) == list(report.transitions)
+
+
+def test_changed_rules_rederive_everything_from_the_events(tmp_path: Path) -> None:
+    rules = leaddsl.load(RULES)
+    events = _events(600)
+    db = tmp_path / "state.db"
+    engine = leaddsl.Engine(rules, store=db)
+    _records(engine)
+    engine.ingest_many(events, errors="collect")
+    engine.adjust("c001", 12, "called us", id="adj-1")
+    engine.close()
+    changed = leaddsl.compile(RULES.read_text().replace("when submitted form any: +20",
+                                                        "when submitted form any: +35"))
+    reopened = leaddsl.Engine(changed, store=db)
+    assert reopened.version != leaddsl.Engine(rules).version
+    clean, _ = _clean(changed, events)
+    clean.adjust("c001", 12, "called us", id="adj-1")
+    _same_results(clean, reopened)
+    assert reopened.ingest_many(events[:10], errors="collect").transitions == ()
+    with pytest.raises(leaddsl.LeadDSLError, match="keep_events=True; open it with the same"):
+        leaddsl.Engine(changed, store=db, keep_events=False)
+
+
+def test_a_store_without_events_refuses_other_rules(tmp_path: Path) -> None:
+    rules = leaddsl.load(RULES)
+    db = tmp_path / "ids.db"
+    engine = leaddsl.Engine(rules, store=db, keep_events=False)
+    _records(engine)
+    engine.ingest_many(_events(200), errors="collect")
+    total = engine.contact("c001").total
+    engine.close()
+    same = leaddsl.Engine(rules, store=db, keep_events=False)
+    assert same.contact("c001").total == pytest.approx(total)
+    assert same.ingest_many(_events(200), errors="collect").events == 0  # ids are kept
+    same.close()
+    other = leaddsl.compile(RULES.read_text() + "\nwhen clicked ad any: +1\n")
+    with pytest.raises(leaddsl.LeadDSLError, match="keeps no events"):
+        leaddsl.Engine(other, store=db, keep_events=False)
+
+
+def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.db"
+    bad.write_text("these are not the tables you are looking for" * 100)
+    with pytest.raises(leaddsl.LeadDSLError, match="cannot open store"):
+        leaddsl.Engine(leaddsl.load(RULES), store=bad)
+
+
+CHILD = """
+import sys, leaddsl
+rules = leaddsl.load(sys.argv[1])
+engine = leaddsl.Engine(rules, store=sys.argv[2])
+if not engine.graph.accounts():
+    data = sys.argv[3]
+    engine.load(accounts=data + "/accounts.ndjson", contacts=data + "/contacts.ndjson")
+engine.ingest_many(sys.argv[4], errors="collect")
+print("done", flush=True)
+"""
+
+
+def test_killed_at_random_points_it_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """SIGKILL a real process several times during a long ingest; the final store equals a
+    clean run: every event counted once, every transition recorded once."""
+    events = _events()
+    stream = tmp_path / "events.ndjson"
+    stream.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    child = tmp_path / "child.py"
+    child.write_text(CHILD)
+    db = tmp_path / "state.db"
+    args = [sys.executable, str(child), str(RULES), str(db), str(DATA), str(stream)]
+    rng = random.Random(20261130)
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.5, 2.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    final = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0 and final.stdout == "done\n", final.stderr
+    assert kills >= 1
+
+    rules = leaddsl.load(RULES)
+    clean, report = _clean(rules, events)
+    stored = leaddsl.Engine(rules, store=db)
+    assert stored.events == clean.events
+    _same_results(clean, stored)
+    recorded = [t for _, t in stored.transitions()]
+    assert recorded == list(report.transitions)
