@@ -1,4 +1,5 @@
-"""docs/language.md and README.md, run as tests: no code in the docs goes untested.
+"""docs/language.md, docs/embedding.md and README.md, run as tests: no code in the docs goes
+untested.
 
 The convention (docs/language.md follows it; README.md may use it too):
 
@@ -74,6 +75,7 @@ import leaddsl
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE = ROOT / "docs" / "language.md"
 README = ROOT / "README.md"
+EMBEDDING = ROOT / "docs" / "embedding.md"
 FILENAME = "rules.lead"
 
 # test id -> "ENGINE BUG: ..." for examples where the engine disagrees with the documented meaning.
@@ -199,8 +201,10 @@ def _param(case: Any, case_id: str) -> Any:
 DOC_BLOCKS = read_blocks(LANGUAGE)
 DOC_LEADS = group_leads(DOC_BLOCKS, LANGUAGE)
 README_BLOCKS = read_blocks(README)
+EMBEDDING_BLOCKS = read_blocks(EMBEDDING)
 # The README's lead blocks run with the reference's; an empty README adds no case.
-ALL_LEADS = DOC_LEADS + group_leads(README_BLOCKS, README)
+ALL_LEADS = DOC_LEADS + group_leads(README_BLOCKS, README) + group_leads(EMBEDDING_BLOCKS,
+                                                                        EMBEDDING)
 
 
 def _example_cases() -> Iterator[Any]:
@@ -227,9 +231,13 @@ def _script_cases() -> Iterator[Any]:
 
 
 def _code_cases(
-    files: tuple[tuple[Path, list[Block]], ...] = ((LANGUAGE, DOC_BLOCKS), (README, README_BLOCKS)),
+    files: tuple[tuple[Path, list[Block]], ...] = (
+        (LANGUAGE, DOC_BLOCKS),
+        (README, README_BLOCKS),
+        (EMBEDDING, EMBEDDING_BLOCKS),
+    ),
 ) -> Iterator[Any]:
-    """Python blocks of the reference and the README, in one list (an empty README adds none)."""
+    """Python blocks of the reference, the README and the embedding guide, in one list."""
     for path, blocks in files:
         ids = _Ids()
         pythons = [b for b in blocks if b.info.split()[:1] == ["python"]]
