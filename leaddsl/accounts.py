@@ -246,19 +246,10 @@ class AccountRules(Ruleset):
         if isinstance(agg, P.CountOf):
 
             def count(pool: Sequence[ContactResult]) -> tuple[float | None, tuple[Part, ...]]:
+                if not with_parts:  # a test needs only the number
+                    return float(sum(1 for c in pool if test(c))), ()
                 rows = tuple((c.id, 1.0) for c in pool if test(c))
                 return float(len(rows)), rows
-
-            if agg.where is not None and not with_parts:
-                where = self.members._pred(agg.where)
-
-                def just_count(
-                    pool: Sequence[ContactResult],
-                ) -> tuple[float | None, tuple[Part, ...]]:
-                    n = sum(1 for c in pool if where(c.state))  # type: ignore[arg-type,misc]
-                    return float(n), ()
-
-                return just_count
 
             return count
         if isinstance(agg, P.RolesCount):
@@ -289,7 +280,8 @@ class AccountRules(Ruleset):
                 rows = []
                 for v, c in zip(values, pool, strict=True):
                     w = weight(c)
-                    rows.append((w * v, c, w))
+                    if w:  # a weight of 0 leaves the contact out
+                        rows.append((w * v, c, w))
             if top is not None:
                 rows.sort(key=lambda r: (-r[0], r[1].id))
                 rows = rows[:top]
@@ -378,19 +370,30 @@ class AccountRules(Ruleset):
         return [c for _, c in rows] + list(adjustment_rows(st))
 
     def contributions_of(self, st: AccountState) -> tuple[Contribution, ...]:
-        own = self.own_contributions(st)
-        if self.rollup == "max":
-            out = [c for c in own if st.winners.get(c.model) is None]
-            for child in st.children:
-                out += [
-                    c for c in child.explain() if st.winners.get(c.model) is child
-                ]
-            return tuple(out)
-        out = list(own)
-        for child in st.children:
-            out += child.explain()
+        """The account's rows, then each rolled-in subsidiary's, depth first (no recursion:
+        hierarchies may be deep). With max, a level keeps the models it won."""
+        out: list[Contribution] = []
+        stack: list[tuple[AccountState, frozenset[str] | None]] = [(st, None)]
+        while stack:
+            state, allowed = stack.pop()
+            if self.rollup == "max":
+                won = frozenset(
+                    m for m in state.scores if state.winners.get(m) is None
+                    and (allowed is None or m in allowed)
+                )
+                out += [c for c in self.own_contributions(state) if c.model in won]
+            else:
+                out += self.own_contributions(state)
+            for child in reversed(state.children):
+                assert child.state is not None
+                keep = None
+                if self.rollup == "max":
+                    keep = frozenset(
+                        m for m, w in state.winners.items() if w is child
+                        and (allowed is None or m in allowed)
+                    )
+                stack.append((child.state, keep))
         return tuple(out)
-
 
 
 def _row(

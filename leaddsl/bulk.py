@@ -13,7 +13,7 @@ from datetime import datetime
 import attrs
 
 from .accounts import AccountResult
-from .engine import Engine, Records
+from .engine import Engine, Records, top_results
 from .records import Rejected
 from .results import ContactResult
 from .ruleset import Ruleset
@@ -40,25 +40,17 @@ class Scored:
         self, n: int = 10, by: str = "total", where: Callable[[ContactResult], bool] | None = None
     ) -> list[ContactResult]:
         """The ``n`` best contacts by total (or by a model), ties by id; optionally filtered."""
-        rows = [r for r in self.results.values() if where is None or where(r)]
-
-        def key(r: ContactResult) -> tuple[float, str]:
-            value = r.total if by == "total" else r.scores.get(by, 0.0)
-            return (-value, r.id)
-
-        return sorted(rows, key=key)[:n]
+        return top_results(list(self.results.values()), n, by, where or _everything)
 
     def top_accounts(
         self, n: int = 10, by: str = "total", where: Callable[[AccountResult], bool] | None = None
     ) -> list[AccountResult]:
         """The ``n`` best accounts by total (or by a model), ties by id; optionally filtered."""
-        rows = [r for r in self.accounts.values() if where is None or where(r)]
+        return top_results(list(self.accounts.values()), n, by, where or _everything)
 
-        def key(r: AccountResult) -> tuple[float, str]:
-            value = r.total if by == "total" else r.scores.get(by, 0.0)
-            return (-value, r.id)
 
-        return sorted(rows, key=key)[:n]
+def _everything(result: object) -> bool:
+    return True
 
 
 def score_all(

@@ -921,15 +921,16 @@ def check_account(script: A.Script, scope: Scope, src: Source) -> Iterator[Diagn
             case A.Weight(roles=roles):
                 names: dict[str, str] = {}
                 for role, weight in roles:
-                    if role.casefold() in names:
+                    key = role.strip().casefold()  # as the evaluator compares roles
+                    if key in names:
                         yield make(
                             src,
                             "duplicate-role",
                             "error",
-                            f'role "{role}" already has a weight ("{names[role.casefold()]}")',
+                            f'role "{role}" already has a weight ("{names[key]}")',
                             stmt.span,
                         )
-                    names.setdefault(role.casefold(), role)
+                    names.setdefault(key, role)
                     if weight < 0:
                         yield make(
                             src,

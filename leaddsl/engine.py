@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .accounts import AccountResult
-from .errors import LeadDSLError, RecordError
+from .errors import GraphError, LeadDSLError, RecordError
 from .graph import AccountGraph
 from .live import ContactState, LiveRules
 from .records import Rejected, check_contact, check_event, parse_time, read_ndjson, to_datetime
@@ -113,6 +113,10 @@ def _label_filter(
         return lambda r: True
     if callable(where):
         return where
+    if not isinstance(where, Mapping):
+        raise LeadDSLError(
+            f"where takes a function of a result or labels to match, got {type(where).__name__}"
+        )
     wanted = {k: str(v).casefold() for k, v in where.items()}
     return lambda r: all(
         str(r.labels.get(k, "")).casefold() == v for k, v in wanted.items()
@@ -234,23 +238,38 @@ class Engine:
         plan = self.rules.plan.account
         numeric = plan.plan.numeric_attributes if plan is not None else frozenset()
         added: list[str] = []
-        for source, rec in _records(data, "accounts", rejected):
-            try:
-                attrs_ = check_contact(rec, source, numeric, what="account")
-                self.graph.add_account(attrs_["id"], attrs_, source)
-            except RecordError as err:
-                reject(source, err, rec)
-                continue
-            self._account_attrs[attrs_["id"]] = attrs_
-            if self._store is not None:
-                self._store.add_record("accounts", attrs_["id"], rec, source)
-            added.append(attrs_["id"])
-        if added:
-            for problem in self.graph.link_parents(added):
-                reject(problem.source or "accounts", problem, None)
-            # Contacts loaded earlier may name a new account or share its email domain.
-            self.graph.relink()
-            self._account_results.clear()
+        problems: list[RecordError] = []
+        try:
+            for source, rec in _records(data, "accounts", rejected):
+                try:
+                    attrs_ = check_contact(rec, source, numeric, what="account")
+                    self.graph.add_account(attrs_["id"], attrs_, source)
+                except RecordError as err:
+                    reject(source, err, rec)
+                    continue
+                self._account_attrs[attrs_["id"]] = attrs_
+                if self._store is not None:
+                    self._store.add_record("accounts", attrs_["id"], rec, source)
+                added.append(attrs_["id"])
+        finally:  # the accounts taken in are linked even when a bad record stops the load
+            if added:
+                try:
+                    problems = self.graph.link_parents(added)
+                except GraphError:
+                    for aid in added:  # the cycle's batch is refused as a whole
+                        self.graph.remove_account(aid)
+                        del self._account_attrs[aid]
+                    raise
+                # Contacts loaded earlier may name a new account or share its email domain.
+                self.graph.relink()
+                self._account_results.clear()
+        for problem in problems:
+            if rejected is None:  # raise mode: the account with the unknown parent is refused
+                aid = str(problem.record_id)
+                self.graph.remove_account(aid)
+                del self._account_attrs[aid]
+                added.remove(aid)
+            reject(problem.source or "accounts", problem, None)
         return len(added)
 
     def _load_contacts(
@@ -269,6 +288,9 @@ class Engine:
                 reject(source, err, rec)
                 continue
             cid = attrs_["id"]
+            if problem is not None and rejected is None:
+                self.graph.remove_contact(cid)  # raise mode: refused, so it can be loaded again
+                reject(source, problem, rec)
             self._attrs[cid] = attrs_
             if self._store is not None:
                 self._store.add_record("contacts", cid, rec, source)
@@ -804,7 +826,7 @@ class Engine:
 
         ``where`` is a predicate on results, or labels to match: ``{"tier": "strategic"}``.
         """
-        return _top(self.accounts(), n, by, _label_filter(where))
+        return top_results(self.accounts(), n, by, _label_filter(where))
 
     def top_contacts(
         self,
@@ -813,15 +835,19 @@ class Engine:
         where: Callable[[ContactResult], bool] | Mapping[str, str] | None = None,
     ) -> list[ContactResult]:
         """The ``n`` best contacts by total or by one model; ties by id."""
-        return _top(self.contacts(), n, by, _label_filter(where))
+        return top_results(self.contacts(), n, by, _label_filter(where))
 
 
-def _top(rows: list[Any], n: int, by: str, keep: Callable[[Any], bool]) -> list[Any]:
+def top_results(rows: list[Any], n: int, by: str, keep: Callable[[Any], bool]) -> list[Any]:
+    """The ``n`` best of ``rows`` that ``keep``, by total (``score``) or one model; ties by id."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise LeadDSLError(f"n must be a whole number of 0 or more, got {n!r}")
+    if rows and by not in ("score", "total") and by not in rows[0].scores:
+        raise LeadDSLError(f"unknown model {by!r}; models: {', '.join(rows[0].scores)}")
+
     def key(r: Any) -> tuple[float, str]:
         if by in ("score", "total"):
             return (-r.total, r.id)
-        if by not in r.scores:
-            raise LeadDSLError(f"unknown model {by!r}; models: {', '.join(r.scores)}")
         return (-r.scores[by], r.id)
 
     return sorted((r for r in rows if keep(r)), key=key)[:n]

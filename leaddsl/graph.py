@@ -32,7 +32,7 @@ def email_domain(email: object) -> str | None:
     return domain or None
 
 
-def _domains(value: object, source: str, rid: str) -> tuple[str, ...]:
+def _read_domains(value: object, source: str, rid: str) -> tuple[str, ...]:
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else value
@@ -51,7 +51,7 @@ class AccountGraph:
 
     def __init__(self) -> None:
         self.nx: nx.DiGraph[Node] = nx.DiGraph()
-        self._domains: dict[str, str] = {}  # domain -> account id
+        self._domain_owner: dict[str, str] = {}  # domain -> account id
         self._sources: dict[Node, str] = {}  # where each record came from, for errors
         self._n_accounts = 0
         # Plain indexes kept beside the networkx graph: the scorer's hot path reads these.
@@ -59,6 +59,8 @@ class AccountGraph:
         self._kids: dict[str, list[str]] = {}
         self._members: dict[str, list[str]] = {}
         self._account_of: dict[str, str] = {}
+        self._orphans: dict[str, None] = {}  # contacts without an account, in order
+        self._pending: dict[str, str] = {}  # accounts waiting for their parent
 
     # ---- building ------------------------------------------------------------------------
 
@@ -75,11 +77,11 @@ class AccountGraph:
                 record_id=aid,
                 field="id",
             )
-        domains = _domains(record.get("domains"), source, aid)
+        domains = _read_domains(record.get("domains"), source, aid)
         for d in domains:
-            if d in self._domains and self._domains[d] != aid:
+            if d in self._domain_owner and self._domain_owner[d] != aid:
                 raise RecordError(
-                    f"domain {d!r} is already listed by account {self._domains[d]!r}",
+                    f"domain {d!r} is already listed by account {self._domain_owner[d]!r}",
                     source=source,
                     record_id=aid,
                     field="domains",
@@ -88,42 +90,90 @@ class AccountGraph:
         self._sources[node] = source
         self._n_accounts += 1
         for d in domains:
-            self._domains[d] = aid
+            self._domain_owner[d] = aid
 
     def link_parents(self, accounts: Iterable[str]) -> list[RecordError]:
-        """Link the given accounts to their parents; return the links that could not be made.
+        """Link the given accounts (and those still waiting for a parent) to their parents.
 
-        Raises GraphError when the links close a cycle: no account can be its own ancestor.
+        Returns the new accounts whose parent does not exist yet: they wait, and join their
+        parent when it is added. Raises GraphError, changing nothing, when a link would close a
+        cycle: no account can be its own ancestor.
         """
+        new = list(accounts)
         problems: list[RecordError] = []
-        for aid in accounts:
+        made: list[tuple[str, str]] = []
+        for aid in [*new, *(a for a in self._pending if a not in new)]:
             node = ("account", aid)
             parent = self.nx.nodes[node]["record"].get("parent")
             if parent is None or parent == "":
                 continue
             parent = str(parent)
             if ("account", parent) not in self.nx:
-                problems.append(
-                    RecordError(
-                        f"unknown parent account {parent!r}",
-                        source=self._sources[node],
-                        record_id=aid,
-                        field="parent",
+                if aid not in self._pending and aid in new:
+                    problems.append(
+                        RecordError(
+                            f"unknown parent account {parent!r}; the account waits for it",
+                            source=self._sources[node],
+                            record_id=aid,
+                            field="parent",
+                        )
                     )
-                )
+                self._pending[aid] = parent
                 continue
+            up: str | None = parent
+            chain = [aid]
+            while up is not None:  # walk up: a cycle would lead back here
+                chain.append(up)
+                if up == aid:
+                    for child, old in made:  # undo this call's links, then refuse
+                        self._unlink_parent(child, old)
+                    where = ", ".join(f"{n} ({self._sources[('account', n)]})" for n in chain[:-1])
+                    raise GraphError(
+                        "accounts form a parent cycle: " + " -> ".join(chain) + f"; from {where}"
+                    )
+                up = self._parent.get(up)
             self.nx.add_edge(node, ("account", parent), kind="parent")
             self._parent[aid] = parent
             self._kids.setdefault(parent, []).append(aid)
-        try:
-            cycle = nx.find_cycle(self.nx.subgraph(("account", a) for a in self._kids))
-        except nx.NetworkXNoCycle:
-            return problems
-        names = [str(u[1]) for u, _v in cycle]
-        where = ", ".join(f"{n} ({self._sources[('account', n)]})" for n in names)
-        raise GraphError(
-            "accounts form a parent cycle: " + " -> ".join([*names, names[0]]) + f"; from {where}"
-        )
+            self._pending.pop(aid, None)
+            made.append((aid, parent))
+        return problems
+
+    def _unlink_parent(self, aid: str, parent: str) -> None:
+        self.nx.remove_edge(("account", aid), ("account", parent))
+        del self._parent[aid]
+        self._kids[parent].remove(aid)
+
+    def remove_account(self, aid: str) -> None:
+        """Take an account out again (one that a load refused); its contacts become orphans."""
+        node = ("account", aid)
+        if node not in self.nx:
+            return
+        for cid in list(self._members.pop(aid, ())):
+            del self._account_of[cid]
+            self._orphans[cid] = None
+        for kid in list(self._kids.pop(aid, ())):
+            del self._parent[kid]
+            self._pending[kid] = aid
+        if aid in self._parent:
+            self._kids[self._parent.pop(aid)].remove(aid)
+        self._pending.pop(aid, None)
+        self._domain_owner = {d: a for d, a in self._domain_owner.items() if a != aid}
+        self.nx.remove_node(node)
+        del self._sources[node]
+        self._n_accounts -= 1
+
+    def remove_contact(self, cid: str) -> None:
+        """Take a contact out again (one that a load refused)."""
+        node = ("contact", cid)
+        if node not in self.nx:
+            return
+        aid = self._account_of.pop(cid, None)
+        if aid is not None:
+            self._members[aid].remove(cid)
+        self._orphans.pop(cid, None)
+        self.nx.remove_node(node)
+        del self._sources[node]
 
     def add_contact(self, cid: str, record: Mapping[str, Any], source: str) -> RecordError | None:
         """Add a contact and link it to its account (named, or matched by email domain).
@@ -142,6 +192,7 @@ class AccountGraph:
             )
         self.nx.add_node(node, kind="contact", record=record)
         self._sources[node] = source
+        self._orphans[cid] = None
         named = record.get("account")
         if named is not None and named != "":
             named = str(named)
@@ -183,7 +234,7 @@ class AccountGraph:
             return self.account_of(cid)
         domain = email_domain(self.nx.nodes[node]["record"].get("email"))
         while domain:
-            aid = self._domains.get(domain)
+            aid = self._domain_owner.get(domain)
             if aid is not None:
                 self._link(cid, aid, "domain")
                 return aid
@@ -195,6 +246,7 @@ class AccountGraph:
         self.nx.add_edge(("contact", cid), ("account", aid), kind="member", role=role, via=via)
         self._account_of[cid] = aid
         self._members.setdefault(aid, []).append(cid)
+        self._orphans.pop(cid, None)
 
     # ---- questions -------------------------------------------------------------------------
 
@@ -247,9 +299,6 @@ class AccountGraph:
         """Direct contacts in the order they were linked (no check that the account exists)."""
         return self._members.get(aid, [])
 
-    def children_unsorted(self, aid: str) -> list[str]:
-        return self._kids.get(aid, [])
-
     def role(self, cid: str) -> str | None:
         """The contact's committee role as its record gives it (None when absent)."""
         role = self.nx.nodes[self._node("contact", cid)]["record"].get("role")
@@ -285,7 +334,7 @@ class AccountGraph:
 
     def orphans(self) -> list[str]:
         """Contacts without an account, in the order they were added."""
-        return [n[1] for n in self.nx if n[0] == "contact" and n[1] not in self._account_of]
+        return list(self._orphans)
 
     def bottom_up(self, aids: Iterable[str] | None = None) -> list[str]:
         """The accounts (default all) and their subsidiaries, each subsidiary before its parent."""

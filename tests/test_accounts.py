@@ -158,6 +158,67 @@ def test_a_parent_cycle_is_a_graph_error_naming_the_accounts() -> None:
         assert "'d'" not in text and " d " not in text
 
 
+def test_a_refused_cycle_leaves_the_engine_usable() -> None:
+    eng = leaddsl.Engine(rules())
+    eng.load(accounts=[{"id": "top"}])
+    for bad in ([{"id": "x", "parent": "y"}, {"id": "y", "parent": "x"}],
+                [{"id": "self", "parent": "self"}]):
+        with pytest.raises(leaddsl.GraphError, match="parent cycle"):
+            eng.load(accounts=bad)
+    assert eng.graph.accounts() == ["top"]
+    eng.load(accounts=[{"id": "x", "parent": "top"}, {"id": "y", "parent": "x"}])  # now fine
+    assert list(eng.graph.ancestors("y")) == ["x", "top"]
+    assert [a.id for a in eng.accounts()] == ["top", "x", "y"]
+
+
+def test_an_account_waits_for_its_parent() -> None:
+    eng = leaddsl.Engine(rules())
+    report = eng.load(accounts=[{"id": "sub", "parent": "grp"}],
+                      contacts=[{"id": "c1", "account": "sub"}],
+                      events=[visit("c1", 1)], errors="collect")
+    assert "unknown parent account 'grp'" in report.rejected[0].reason
+    assert eng.account("sub").parent is None
+    eng.load(accounts=[{"id": "grp"}])
+    assert eng.graph.parent("sub") == "grp"
+    assert eng.account("grp").total == eng.account("sub").total == 10
+    with pytest.raises(leaddsl.RecordError, match="unknown parent"):
+        eng.load(accounts=[{"id": "lost", "parent": "nowhere"}])
+    assert not eng.graph.has_account("lost")  # refused in raise mode: it can be loaded again
+    eng.load(accounts=[{"id": "lost"}])
+
+
+def test_a_refused_contact_can_be_loaded_again() -> None:
+    eng = leaddsl.Engine(rules())
+    eng.load(accounts=[{"id": "a"}])
+    with pytest.raises(leaddsl.RecordError, match="unknown account 'typo'"):
+        eng.load(contacts=[{"id": "c1", "account": "typo"}])
+    eng.load(contacts=[{"id": "c1", "account": "a"}])
+    assert eng.graph.account_of("c1") == "a"
+
+
+def test_deep_hierarchies_explain_without_recursion() -> None:
+    depth = 1500
+    accounts = [{"id": "a0"}] + [{"id": f"a{i}", "parent": f"a{i - 1}"} for i in range(1, depth)]
+    eng = leaddsl.Engine(rules())
+    eng.load(accounts=accounts, contacts=[{"id": "deep", "account": f"a{depth - 1}"}],
+             events=[visit("deep", 1)])
+    top = eng.account("a0")
+    assert top.total == 10
+    rows = top.explain()
+    assert [r.account for r in rows] == [f"a{depth - 1}"] and rows[0].contacts == (("deep", 10),)
+    assert len(eng.graph.path("deep")) == depth
+
+
+def test_bad_top_arguments_are_clear(engine: leaddsl.Engine) -> None:
+    with pytest.raises(leaddsl.LeadDSLError, match="where takes a function"):
+        engine.top_accounts(where=["tier"])  # type: ignore[arg-type]
+    with pytest.raises(leaddsl.LeadDSLError, match="n must be a whole number"):
+        engine.top_accounts(-1)
+    run = leaddsl.score_all(rules(), CONTACTS, accounts=ACCOUNTS)
+    with pytest.raises(leaddsl.LeadDSLError, match="unknown model 'engagment'"):
+        run.top_accounts(by="engagment")
+
+
 def test_duplicate_contact_id_names_the_first() -> None:
     with pytest.raises(leaddsl.RecordError, match=r"first from contacts\[0\]"):
         leaddsl.Engine(rules()).load(contacts=[{"id": "c"}, {"id": "c"}])
@@ -385,7 +446,8 @@ def test_aggregates_match_their_definition(world: dict[str, Any], fn: str,
         for cid in eng.graph.members(acc.id):
             c = eng.contact(cid)
             w = weights.get(c.state.attrs.get("role") or "", 1.0)  # type: ignore[union-attr]
-            rows.append((w * c.scores["engagement"], cid, w))
+            if w:  # a weight of 0 leaves the contact out
+                rows.append((w * c.scores["engagement"], cid, w))
         if top is not None:
             rows = sorted(rows, key=lambda r: (-r[0], r[1]))[:top]
         values = [v for v, _, _ in rows]
