@@ -176,6 +176,7 @@ class Engine:
         self._subs = Subscriptions()
         self._clock: float | None = None  # advance() moves the evaluation time to here
         self._unnamed = 0  # events ingested without an id
+        self._log_complete = True  # False when a store gave back event ids without events
         self.version = rules_version(rules.source)
         self.keep_events = keep_events
         self._store: Store | None = None
@@ -356,6 +357,9 @@ class Engine:
             if latest is None or at > latest:
                 latest = at
         self.events += count
+        if self._store is not None and not self.keep_events:
+            for cid in touched:  # the events are not kept: their summaries must be
+                self._store.save_state(cid, self._state(cid).to_data(), self.version)
         moved = latest != self._latest and self._fixed is None
         self._latest = latest
         if moved:  # the evaluation time moved: every score may have decayed
@@ -475,8 +479,11 @@ class Engine:
         )
         for cid, eid, at, action, obj, name in store.events():
             self._seen.add((cid, eid))
-            if at is None or cid not in self._events:
-                continue  # only the id was kept
+            if at is None:
+                self._log_complete = False  # only the id was kept
+                continue
+            if cid not in self._events:
+                continue
             self._events[cid].append((at, eid, str(action), obj, name))
             self.events += 1
             if self._latest is None or at > self._latest:
@@ -494,7 +501,9 @@ class Engine:
             self._live_rules()
             for cid, data in store.states().items():
                 if cid in self._attrs:
-                    self._states[cid] = ContactState.from_data(data)
+                    state = self._states[cid] = ContactState.from_data(data)
+                    if state.top is not None and (self._latest is None or state.top > self._latest):
+                        self._latest = state.top  # a store without events keeps their times here
             for (subject, ident), (q, d, labels) in store.known().items():
                 self._known[(subject, ident)] = (q, d, tuple((k, v) for k, v in labels))
         with store.transaction():
@@ -541,6 +550,15 @@ class Engine:
         """A replay of the contact's events as they are now, for explain()."""
         attrs_, events = self._attrs[cid], list(self._events[cid])
         adjustments, as_of = list(self._adjust.get(cid, ())), self._as_of()
+        if not self._log_complete:
+
+            def refuse() -> ContactResult:
+                raise LeadDSLError(
+                    "explain() replays a contact's events, and this engine's store keeps only "
+                    "their ids (keep_events=False)"
+                )
+
+            return refuse
         return lambda: self.rules.score_parsed(attrs_, events, as_of, adjustments)
 
     def _state(self, cid: str) -> ContactState:

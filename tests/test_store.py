@@ -93,11 +93,16 @@ def test_a_store_without_events_refuses_other_rules(tmp_path: Path) -> None:
     db = tmp_path / "ids.db"
     engine = leaddsl.Engine(rules, store=db, keep_events=False)
     _records(engine)
+    engine.load(events=_events(300)[200:], errors="collect")  # history, loaded in bulk
     engine.ingest_many(_events(200), errors="collect")
+    totals = {c.id: c.total for c in engine.contacts()}
     total = engine.contact("c001").total
     engine.close()
     same = leaddsl.Engine(rules, store=db, keep_events=False)
     assert same.contact("c001").total == pytest.approx(total)
+    assert {c.id: c.total for c in same.contacts()} == pytest.approx(totals)
+    with pytest.raises(leaddsl.LeadDSLError, match="keeps only their ids"):
+        same.contact("c001").explain()
     assert same.ingest_many(_events(200), errors="collect").events == 0  # ids are kept
     same.close()
     other = leaddsl.compile(RULES.read_text() + "\nwhen clicked ad any: +1\n")
