@@ -25,7 +25,7 @@ import attrs
 
 from . import plan as P
 from .records import to_datetime
-from .results import ContactResult, Contribution, QualifyCheck
+from .results import ContactResult, Contribution, QualifyCheck, result_dict
 from .ruleset import EvalState, Pred, Ruleset, _compare, adjustment_rows
 
 __all__ = ["AccountRules", "AccountState", "AccountResult"]
@@ -105,16 +105,9 @@ class AccountResult:
         return self.state.ruleset.qualify_checks(self.state)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
+        """Plain data for JSON: a contact result's keys, and the account's place in the graph."""
         return {
-            "id": self.id,
-            "total": self.total,
-            "scores": dict(self.scores),
-            "labels": dict(self.labels),
-            "qualified": self.qualified,
-            "disqualified": self.disqualified,
-            "reasons": list(self.reasons),
-            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            **result_dict(self),
             "members": list(self.members),
             "eligible": list(self.eligible),
             "parent": self.parent,

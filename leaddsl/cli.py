@@ -147,49 +147,17 @@ def _explain(run: Scored, contact: str) -> int:
     result = run.results.get(contact)
     if result is None:
         raise LeadDSLError(f"no contact {contact!r} in the data")
-    print(f"{result.id}: {result.total:.2f} points at {result.as_of}")
-    for model, value in result.scores.items():
-        print(f"  {model}: {value:.2f}")
-    for name, label in result.labels.items():
-        print(f"  {name}: {label}")
-    print(
-        "qualified"
-        if result.qualified
-        else "disqualified: " + ", ".join(result.reasons)
-        if result.disqualified
-        else "not qualified"
-    )
+    _summary(result)
     print("\npoints:")
-    for row in result.explain():
-        print("  " + row.describe())
-    for line in result.missing():
-        mark = "holds" if line.holds else "fails"
-        print(f"\nline {line.line} {mark}: {line.text}")
-        for term in line.conditions:
-            print(f"  [{'x' if term.holds else ' '}] {term.text}")
+    _points_and_missing(result)
     return 0
-
-
-def _n(top: int | None, rows: dict[str, Any]) -> int:
-    return top if top is not None else len(rows)
 
 
 def _explain_account(run: Scored, account: str) -> int:
     result = run.accounts.get(account)
     if result is None:
         raise LeadDSLError(f"no account {account!r} in the data")
-    print(f"{result.id}: {result.total:.2f} points at {result.as_of}")
-    for model, value in result.scores.items():
-        print(f"  {model}: {value:.2f}")
-    for name, label in result.labels.items():
-        print(f"  {name}: {label}")
-    print(
-        "qualified"
-        if result.qualified
-        else "disqualified: " + ", ".join(result.reasons)
-        if result.disqualified
-        else "not qualified"
-    )
+    _summary(result)
     if result.parent is not None:
         print(f"parent: {result.parent}")
     if result.subsidiaries:
@@ -200,6 +168,27 @@ def _explain_account(run: Scored, account: str) -> int:
         + (f", {len(left_out)} disqualified ({', '.join(left_out)})" if left_out else "")
     )
     print("\npoints (with the contacts behind them):")
+    _points_and_missing(result)
+    return 0
+
+
+def _summary(result: ContactResult | AccountResult) -> None:
+    """Total, models, labels and the qualification of a contact or an account."""
+    print(f"{result.id}: {result.total:.2f} points at {result.as_of}")
+    for model, value in result.scores.items():
+        print(f"  {model}: {value:.2f}")
+    for name, label in result.labels.items():
+        print(f"  {name}: {label}")
+    print(
+        "qualified"
+        if result.qualified
+        else "disqualified: " + ", ".join(result.reasons)
+        if result.disqualified
+        else "not qualified"
+    )
+
+
+def _points_and_missing(result: ContactResult | AccountResult) -> None:
     for row in result.explain():
         print("  " + row.describe())
     for line in result.missing():
@@ -207,7 +196,10 @@ def _explain_account(run: Scored, account: str) -> int:
         print(f"\nline {line.line} {mark}: {line.text}")
         for term in line.conditions:
             print(f"  [{'x' if term.holds else ' '}] {term.text}")
-    return 0
+
+
+def _n(top: int | None, rows: dict[str, Any]) -> int:
+    return top if top is not None else len(rows)
 
 
 def _rows(results: Sequence[ContactResult | AccountResult]) -> list[dict[str, object]]:

@@ -116,13 +116,18 @@ class ContactResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: id, each model, total, labels, flags, as-of time."""
-        return {
-            "id": self.id,
-            "total": self.total,
-            "scores": dict(self.scores),
-            "labels": dict(self.labels),
-            "qualified": self.qualified,
-            "disqualified": self.disqualified,
-            "reasons": list(self.reasons),
-            "as_of": None if self.as_of is None else self.as_of.isoformat(),
-        }
+        return result_dict(self)
+
+
+def result_dict(r: Any) -> dict[str, Any]:
+    """The keys contact and account results share, as plain data."""
+    return {
+        "id": r.id,
+        "total": r.total,
+        "scores": dict(r.scores),
+        "labels": dict(r.labels),
+        "qualified": r.qualified,
+        "disqualified": r.disqualified,
+        "reasons": list(r.reasons),
+        "as_of": None if r.as_of is None else r.as_of.isoformat(),
+    }
