@@ -126,13 +126,15 @@ def _role(c: ContactResult) -> str | None:
 class AccountRules(Ruleset):
     """The account block of a script, built into closures like a contact ruleset."""
 
-    def __init__(self, account: P.AccountPlan, members: Ruleset) -> None:
+    def __init__(
+        self, account: P.AccountPlan, members: Ruleset, extra: tuple[P.Cond, ...] = ()
+    ) -> None:
         # Set before the base class builds the conditions: account tests need them.
         self.account_plan = account
         self.members = members
         self.rollup = account.rollup
         self._weights = {role.strip().casefold(): w for role, w in account.weights}
-        super().__init__(account.plan)
+        super().__init__(account.plan, extra=extra)
         self._aggregates = tuple(self._measure(a.aggregate) for a in account.plan.aggregates)
         # Only `inactive for` reads the time of the latest contact event; skip it otherwise.
         self._uses_time = any(isinstance(c, P.Inactive) for c in self._compiled)

@@ -13,7 +13,7 @@ from datetime import datetime
 import attrs
 
 from .accounts import AccountResult
-from .engine import Engine, Records, top_results
+from .engine import Engine, Progress, Records, top_results
 from .records import Rejected
 from .results import ContactResult
 from .ruleset import Ruleset
@@ -61,6 +61,7 @@ def score_all(
     accounts: Records = (),
     as_of: object = None,
     errors: str = "raise",
+    progress: Progress | None = None,
 ) -> Scored:
     """Score every contact from its events, and every account from its contacts.
 
@@ -73,6 +74,7 @@ def score_all(
         as_of: the evaluation time; default the latest event time in ``events``.
         errors: ``"raise"`` stops at the first bad record with a RecordError naming it;
             ``"collect"`` sets every bad record aside in ``Scored.rejected`` and goes on.
+        progress: called now and then with (what, how many so far) on long runs.
 
     Returns:
         A Scored with one ContactResult per valid contact (and AccountResult per account).
@@ -85,8 +87,14 @@ def score_all(
         1.0
     """
     engine = Engine(rules, as_of=as_of)
-    report = engine.load(contacts=contacts, accounts=accounts, events=events, errors=errors)
-    results = {r.id: r for r in engine.contacts()}
+    report = engine.load(
+        contacts=contacts, accounts=accounts, events=events, errors=errors, progress=progress
+    )
+    results = {}
+    for i, cid in enumerate(engine.contact_ids(), 1):
+        results[cid] = engine.contact(cid)
+        if progress is not None and i % 5_000 == 0:
+            progress("contacts scored", i)
     scored_accounts = {}
     if rules.accounts is not None:
         scored_accounts = {r.id: r for r in engine.accounts()}

@@ -10,6 +10,7 @@ import argparse
 import csv
 import io
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import orjson
 from .accounts import AccountResult
 from .bulk import Scored, score_all
 from .errors import LeadDSLError, ScriptError
-from .results import ContactResult
+from .filters import Filter, where
+from .results import ContactResult, Contribution
 from .script import check, load
 
 __all__ = ["main"]
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("score", "score contacts and accounts"),
         ("explain", "explain one contact's or account's points"),
+        ("sales-view", "priorities and reasons for sales, without the raw points"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("rules", type=Path)
@@ -53,11 +56,16 @@ def _parser() -> argparse.ArgumentParser:
             default="raise",
             help="stop at a bad record, or set bad records aside and report them",
         )
-        if name == "score":
+        if name in ("score", "sales-view"):
             p.add_argument("--format", choices=("table", "json", "ndjson", "csv"), default="table")
             p.add_argument("--top", type=int, help="only the N best contacts (and accounts)")
             p.add_argument(
                 "--accounts-only", action="store_true", help="print accounts, not contacts"
+            )
+            p.add_argument(
+                "--where",
+                help='a condition in the rule language, e.g. \'band = "hot"\' (on accounts '
+                "with --accounts-only)",
             )
         else:
             who = p.add_mutually_exclusive_group(required=True)
@@ -75,29 +83,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fmt":
             return _fmt(args.files, args.check)
         rules = load(args.rules)
-        if (getattr(args, "accounts_only", False) or getattr(args, "account", None)) and (
-            rules.accounts is None
-        ):
+        accounts_only = getattr(args, "accounts_only", False)
+        if (accounts_only or getattr(args, "account", None)) and rules.accounts is None:
             raise LeadDSLError(f"{args.rules} has no account block, so accounts have no scores")
-        run = score_all(
-            rules,
-            args.contacts,
-            args.events or (),
-            accounts=args.accounts or (),
-            as_of=args.as_of,
-            errors=args.errors,
-        )
+        keep: Filter | None = None
+        if getattr(args, "where", None):
+            keep = where(rules, args.where, accounts=accounts_only, filename="--where")
+            rules = keep.rules  # counts what the filter tests, if the script does not
+        progress = Progress(sys.stderr)
+        try:
+            run = score_all(
+                rules,
+                args.contacts,
+                args.events or (),
+                accounts=args.accounts or (),
+                as_of=args.as_of,
+                errors=args.errors,
+                progress=progress,
+            )
+        finally:
+            progress.done()
         for rej in run.rejected:
             print(f"leaddsl: set aside {rej.reason}", file=sys.stderr)
         if args.command == "explain":
             if args.account is not None:
                 return _explain_account(run, args.account)
             return _explain(run, args.contact)
-        if args.accounts_only:
-            out.write(_render(run.top_accounts(_n(args.top, run.accounts)), args.format))
+        if accounts_only:
+            chosen: Sequence[Any] = run.top_accounts(_n(args.top, run.accounts), where=keep)
+        else:
+            chosen = run.top(_n(args.top, run.results), where=keep)
+        if args.command == "sales-view":
+            out.write(_render_rows(_sales_rows(chosen), args.format))
             return 0
-        out.write(_render(run.top(_n(args.top, run.results)), args.format))
-        if args.format == "table" and run.accounts:
+        out.write(_render(chosen, args.format))
+        if args.format == "table" and run.accounts and not accounts_only:
             out.write("\n" + _render(run.top_accounts(_n(args.top, run.accounts)), "table"))
         return 0
     except ScriptError as exc:
@@ -218,13 +238,16 @@ def _rows(results: Sequence[ContactResult | AccountResult]) -> list[dict[str, ob
 
 
 def _render(results: Sequence[ContactResult | AccountResult], fmt: str) -> str:
+    if fmt in ("json", "ndjson"):
+        return _render_rows([r.to_dict() for r in results], fmt)
+    return _render_rows(_rows(results), fmt)
+
+
+def _render_rows(rows: list[dict[str, object]], fmt: str) -> str:
     if fmt == "json":
-        return (
-            orjson.dumps([r.to_dict() for r in results], option=orjson.OPT_INDENT_2).decode() + "\n"
-        )
+        return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n"
     if fmt == "ndjson":
-        return "".join(orjson.dumps(r.to_dict()).decode() + "\n" for r in results)
-    rows = _rows(results)
+        return "".join(orjson.dumps(r).decode() + "\n" for r in rows)
     if fmt == "csv":
         buf = io.StringIO()
         if rows:
@@ -240,6 +263,65 @@ def _render(results: Sequence[ContactResult | AccountResult], fmt: str) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _sales_rows(results: Sequence[ContactResult | AccountResult]) -> list[dict[str, object]]:
+    """What sales sees (seed 002): the priority and the reasons, never the raw points."""
+    rows: list[dict[str, object]] = []
+    for rank, r in enumerate(results, 1):
+        attrs_ = r.state.attrs if r.state is not None else {}
+        row: dict[str, object] = {"rank": rank, "id": r.id}
+        name = " ".join(str(attrs_[k]) for k in ("first_name", "last_name") if attrs_.get(k))
+        row["name"] = name or str(attrs_.get("name") or "")
+        if not isinstance(r, AccountResult):
+            row["account"] = str(attrs_.get("account") or "")
+        row.update(r.labels)
+        row["status"] = (
+            "disqualified: " + ", ".join(r.reasons)
+            if r.disqualified
+            else "qualified"
+            if r.qualified
+            else "not yet"
+        )
+        strongest = sorted((c for c in r.explain() if c.points > 0), key=lambda c: -c.points)
+        row["why"] = "; ".join(_reason(c) for c in strongest[:3])
+        missing = [t.text for line in r.missing()[:1] for t in line.failing]
+        row["missing"] = "; ".join(missing) if not r.qualified and not r.disqualified else ""
+        rows.append(row)
+    return rows
+
+
+def _reason(c: Contribution) -> str:
+    """A rule as a reason: its condition, without its points."""
+    text = c.rule
+    if text.startswith("when ") and ":" in text:
+        text = text[5:].rsplit(":", 1)[0]
+    if c.account is not None and c.kind != "adjustment":
+        who = ", ".join(cid for cid, _ in c.contacts[:3])
+        text += f" ({who})" if who else ""
+    return text
+
+
+class Progress:
+    """Counts on stderr while a long run works, when stderr is a terminal; quiet in pipes."""
+
+    def __init__(self, stream: Any, delay: float = 0.5) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.start = time.monotonic()
+        self.delay = delay
+        self.shown = False
+
+    def __call__(self, what: str, n: int) -> None:
+        if self.tty and time.monotonic() - self.start >= self.delay:
+            self.stream.write(f"\r{what}: {n:,}...\033[K")
+            self.stream.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
 
 
 def _cell(value: object) -> str:

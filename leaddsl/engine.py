@@ -27,7 +27,7 @@ from .ruleset import Ruleset
 from .store import Store, rules_version
 from .triggers import Callback, Snapshot, Subscriptions, Transition, changes, snapshot
 
-__all__ = ["Engine", "LoadReport", "IngestReport", "Records"]
+__all__ = ["Engine", "LoadReport", "IngestReport", "Records", "Progress"]
 
 Records = Iterable[Mapping[str, Any]] | str | Path
 ParsedEvent = tuple[float, str, str, str | None, str | None]
@@ -60,9 +60,18 @@ class _Sourced(list[tuple[str, Any]]):
     """Records that already know where they came from (reopened from a store)."""
 
 
+Progress = Callable[[str, int], object]  # (what, how many so far), called now and then
+
+
 def _records(
-    data: Records, name: str, rejected: list[Rejected] | None
+    data: Records, name: str, rejected: list[Rejected] | None, progress: Progress | None = None
 ) -> Iterator[tuple[str, Any]]:
+    if progress is not None:
+        for i, item in enumerate(_records(data, name, rejected), 1):
+            if i % 20_000 == 0:
+                progress(f"{name} read", i)
+            yield item
+        return
     if isinstance(data, _Sourced):
         yield from data
     elif isinstance(data, (str, Path)):
@@ -192,6 +201,7 @@ class Engine:
         events: Records = (),
         *,
         errors: str = "raise",
+        progress: Progress | None = None,
     ) -> LoadReport:
         """Take in records: iterables of mappings, or paths of NDJSON files.
 
@@ -217,9 +227,9 @@ class Engine:
             rejected.append(Rejected(source, str(err), record))
 
         with self._tx():
-            n_accounts = self._load_accounts(accounts, rejected, reject)
-            n_contacts = self._load_contacts(contacts, rejected, reject)
-            n_events, duplicates = self._load_events(events, rejected, reject)
+            n_accounts = self._load_accounts(accounts, rejected, reject, progress)
+            n_contacts = self._load_contacts(contacts, rejected, reject, progress)
+            n_events, duplicates = self._load_events(events, rejected, reject, progress)
         self._rejected += rejected or ()
         return LoadReport(
             n_contacts,
@@ -235,13 +245,14 @@ class Engine:
         data: Records,
         rejected: list[Rejected] | None,
         reject: Callable[[str, RecordError, object], None],
+        progress: Progress | None = None,
     ) -> int:
         plan = self.rules.plan.account
         numeric = plan.plan.numeric_attributes if plan is not None else frozenset()
         added: list[str] = []
         problems: list[RecordError] = []
         try:
-            for source, rec in _records(data, "accounts", rejected):
+            for source, rec in _records(data, "accounts", rejected, progress):
                 try:
                     attrs_ = check_contact(rec, source, numeric, what="account")
                     self.graph.add_account(attrs_["id"], attrs_, source)
@@ -278,10 +289,11 @@ class Engine:
         data: Records,
         rejected: list[Rejected] | None,
         reject: Callable[[str, RecordError, object], None],
+        progress: Progress | None = None,
     ) -> int:
         numeric = self.rules.plan.numeric_attributes
         added = 0
-        for source, rec in _records(data, "contacts", rejected):
+        for source, rec in _records(data, "contacts", rejected, progress):
             try:
                 attrs_ = check_contact(rec, source, numeric)
                 problem = self.graph.add_contact(attrs_["id"], attrs_, source)
@@ -308,13 +320,14 @@ class Engine:
         data: Records,
         rejected: list[Rejected] | None,
         reject: Callable[[str, RecordError, object], None],
+        progress: Progress | None = None,
     ) -> tuple[int, int]:
         by_contact = self._events
         seen = self._seen
         latest = self._latest
         touched: set[str] = set()
         count = duplicates = 0
-        for source, rec in _records(data, "events", rejected):
+        for source, rec in _records(data, "events", rejected, progress):
             parsed = _fast_event(rec)
             if parsed is None:  # unusual or bad: the full check names the problem
                 try:
@@ -821,6 +834,14 @@ class Engine:
                 "add 'account:' with the account rules"
             )
         return self.rules.accounts
+
+    def contact_ids(self) -> list[str]:
+        """Every contact's id, in load order."""
+        return list(self._attrs)
+
+    def account_ids(self) -> list[str]:
+        """Every account's id, in load order."""
+        return list(self._account_attrs)
 
     def contacts(self) -> list[ContactResult]:
         """Every contact's result, in load order."""

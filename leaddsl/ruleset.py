@@ -94,7 +94,15 @@ def _compare(op: str) -> Callable[[Any, Any], bool]:
 class Ruleset:
     """A compiled script. Build with ``leaddsl.compile``; score with :meth:`score`."""
 
-    def __init__(self, plan: P.Plan, diagnostics: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self,
+        plan: P.Plan,
+        diagnostics: tuple[Any, ...] = (),
+        extra: tuple[P.Cond, ...] = (),
+        account_extra: tuple[P.Cond, ...] = (),
+    ) -> None:
+        """``extra`` (and ``account_extra``): conditions outside the plan, such as filters,
+        compiled now so that the events they test are counted when contacts are scored."""
         self.plan = plan
         self.diagnostics = diagnostics
         self._rules = plan.event_rules
@@ -115,6 +123,8 @@ class Ruleset:
         self._counter_of: dict[P.EventCount, int] = {}
         self._compiled: dict[P.Cond, Pred] = {}
         self._condition_preds = tuple(self._pred(r.condition) for r in plan.condition_rules)
+        for cond in extra:
+            self._pred(cond)
         self._disqualify = tuple((d.reason, self._pred(d.condition)) for d in plan.disqualify)
         self._qualify = tuple(self._pred(q.condition) for q in plan.qualify)
         self._steps: list[tuple[str, Any]] = []
@@ -139,7 +149,7 @@ class Ruleset:
         if plan.account is not None:
             from .accounts import AccountRules
 
-            self.accounts = AccountRules(plan.account, self)
+            self.accounts = AccountRules(plan.account, self, account_extra)
 
     # ---- public ----------------------------------------------------------------------
 

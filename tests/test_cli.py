@@ -297,3 +297,67 @@ def test_a_parent_cycle_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("leaddsl: accounts form a parent cycle: ")
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_where_filters_in_the_rule_language(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    base = ["score", "rules.lead", "--contacts", "contacts.ndjson", "--events", "events.ndjson",
+            "--accounts", "accounts.ndjson", "--format", "json"]
+    proc = run(*base, "--where", 'band = "hot" and visited pricing', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["id"] for r in orjson.loads(proc.stdout)] == ["c1"]
+    # A filter on events the script never counts gets them counted.
+    proc = run(*base, "--where", "opened email at least 1 time", cwd=tmp_path)
+    assert [r["id"] for r in orjson.loads(proc.stdout)] == ["c2"]
+    proc = run(*base, "--accounts-only", "--where", 'tier = "target" and parent is missing',
+               cwd=tmp_path)
+    assert [r["id"] for r in orjson.loads(proc.stdout)] == ["group"]
+
+
+def test_a_bad_where_is_a_diagnostic_on_the_filter(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    proc = run("score", "rules.lead", "--contacts", "contacts.ndjson", "--where",
+               'band = "hott"', cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "--where:1:8: error: 'band' has no label 'hott' (its labels: hot, cold)\n"
+        '  1 | band = "hott"\n'
+        '    |        ^^^^^^ did you mean "hot"?\n'
+    )
+
+
+def test_sales_view_shows_priorities_and_reasons_not_points(tmp_path: Path) -> None:
+    write_accounts(tmp_path)
+    proc = run("sales-view", "rules.lead", "--contacts", "contacts.ndjson", "--events",
+               "events.ndjson", "--accounts", "accounts.ndjson", "--format", "json",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = orjson.loads(proc.stdout)
+    assert [r["id"] for r in rows] == ["c1", "c2", "c3"]
+    first = rows[0]
+    assert first["band"] == "hot" and first["status"] == "qualified"
+    assert first["why"] == 'visited pricing; employees >= 200'
+    assert not any(isinstance(v, float) for row in rows for v in row.values())
+    assert rows[1]["missing"] == "score >= 20; visited pricing"
+    proc = run("sales-view", "rules.lead", "--contacts", "contacts.ndjson", "--events",
+               "events.ndjson", "--accounts", "accounts.ndjson", "--accounts-only",
+               cwd=tmp_path)
+    assert proc.returncode == 0 and "group" in proc.stdout and "(c1)" in proc.stdout
+
+
+def test_progress_shows_on_a_terminal_only() -> None:
+    import io
+
+    from leaddsl.cli import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        progress = Progress(stream, delay=0.0)
+        progress("events read", 20_000)
+        progress.done()
+    assert tty.getvalue() == "\revents read: 20,000...\033[K\r\033[K"
+    assert pipe.getvalue() == ""
