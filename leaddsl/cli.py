@@ -7,6 +7,7 @@ caret form. Any other traceback is a bug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import sys
@@ -38,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fmt", help="format rule scripts in place")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--check", action="store_true", help="exit 1 if a file would change")
+
+    p = sub.add_parser("repl", help="explore contacts and accounts interactively")
+    p.add_argument("rules", nargs="?", type=Path)
+    p.add_argument("--data", type=Path, help="a folder of contacts/accounts/events .ndjson")
 
     for name, text in (
         ("score", "score contacts and accounts"),
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args.files, args.strict)
         if args.command == "fmt":
             return _fmt(args.files, args.check)
+        if args.command == "repl":
+            return _repl(args.rules, args.data)
         rules = load(args.rules)
         accounts_only = getattr(args, "accounts_only", False)
         if (accounts_only or getattr(args, "account", None)) and rules.accounts is None:
@@ -129,6 +136,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"leaddsl: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
+
+
+def _repl(rules: Path | None, data: Path | None) -> int:
+    try:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+        from .repl import Repl
+    except ImportError:
+        raise LeadDSLError(
+            "the REPL needs prompt_toolkit: pip install 'leaddsl[repl]'"
+        ) from None
+    history: Any = InMemoryHistory()
+    with contextlib.suppress(OSError):
+        path = Path.home() / ".leaddsl_history"
+        path.touch()
+        history = FileHistory(str(path))
+    Repl(sys.stdout, rules, data).run(PromptSession(history=history))
+    return 0
 
 
 def _check(files: list[Path], strict: bool) -> int:
