@@ -859,22 +859,36 @@ class Engine:
         self,
         n: int = 10,
         by: str = "score",
-        where: Callable[[AccountResult], bool] | Mapping[str, str] | None = None,
+        where: str | Callable[[AccountResult], bool] | Mapping[str, str] | None = None,
     ) -> list[AccountResult]:
         """The ``n`` best accounts by total (``by="score"``) or by one model; ties by id.
 
-        ``where`` is a predicate on results, or labels to match: ``{"tier": "strategic"}``.
+        ``where`` is a condition in the rule language (``'tier = "strategic"'``), a predicate
+        on results, or labels to match: ``{"tier": "strategic"}``.
         """
-        return top_results(self.accounts(), n, by, _label_filter(where))
+        return top_results(self.accounts(), n, by, self._filter(where, accounts=True))
 
     def top_contacts(
         self,
         n: int = 10,
         by: str = "score",
-        where: Callable[[ContactResult], bool] | Mapping[str, str] | None = None,
+        where: str | Callable[[ContactResult], bool] | Mapping[str, str] | None = None,
     ) -> list[ContactResult]:
-        """The ``n`` best contacts by total or by one model; ties by id."""
-        return top_results(self.contacts(), n, by, _label_filter(where))
+        """The ``n`` best contacts by total or by one model; ties by id (``where`` as above)."""
+        return top_results(self.contacts(), n, by, self._filter(where, accounts=False))
+
+    def _filter(self, where: Any, accounts: bool) -> Callable[[Any], bool]:
+        if not isinstance(where, str):
+            return _label_filter(where)
+        from .filters import where as compile_filter
+
+        test = compile_filter(self.rules, where, accounts=accounts)
+        if test.rules is not self.rules:
+            raise LeadDSLError(
+                "this filter tests events the script does not count; compile the filter first "
+                "(leaddsl.filters.where) and make the engine with its .rules"
+            )
+        return test
 
 
 def top_results(rows: list[Any], n: int, by: str, keep: Callable[[Any], bool]) -> list[Any]:

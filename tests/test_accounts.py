@@ -249,6 +249,10 @@ def test_top_accounts_and_filters(engine: leaddsl.Engine) -> None:
     assert [a.id for a in engine.top_accounts(3)] == ["group", "emea", "spain"]
     assert [a.id for a in engine.top_accounts(10, by="breadth")][:1] == ["group"]
     assert [a.id for a in engine.top_accounts(10, where={"tier": "Target"})] == ["emea"]
+    assert [a.id for a in engine.top_accounts(10, where='tier = "target"')] == ["emea"]
+    assert [c.id for c in engine.top_contacts(2, where="qualified")] == ["g1"]
+    with pytest.raises(leaddsl.LeadDSLError, match="tests events the script does not count"):
+        engine.top_contacts(2, where="opened email")
     assert [a.id for a in engine.top_accounts(10, where=lambda a: a.parent == "group")] == [
         "emea", "us"]
     assert [c.id for c in engine.top_contacts(2)] == ["g1", "e1"]
