@@ -155,6 +155,7 @@ class Engine:
         auto_contacts: bool = False,
         store: str | Path | None = None,
         keep_events: bool = True,
+        transitions: bool = True,
     ) -> None:
         if isinstance(rules, str):
             from .script import compile as compile_script
@@ -183,6 +184,9 @@ class Engine:
         self._account_adjust: dict[str, list[Adjustment]] = {}
         self._known: dict[tuple[str, str], Snapshot] = {}  # what triggers last saw
         self._subs = Subscriptions()
+        # Working out transitions costs a re-evaluation of the contact and of its accounts per
+        # event; a host that needs no triggers turns it off (transitions=False) for speed.
+        self._transitions = transitions
         self._clock: float | None = None  # advance() moves the evaluation time to here
         self._unnamed = 0  # events ingested without an id
         self._log_complete = True  # False when a store gave back event ids without events
@@ -585,6 +589,10 @@ class Engine:
         return state
 
     def _chain(self, cid: str) -> list[tuple[str, str]]:
+        """What an event of this contact may change that triggers watch: the contact and its
+        accounts (nothing with ``transitions=False``)."""
+        if not self._transitions:
+            return []
         keys = [("contact", cid)]
         if self.rules.accounts is not None:
             keys += [("account", a) for a in self.graph.path(cid)]
@@ -625,7 +633,8 @@ class Engine:
         """Score one event now: its contact and that contact's accounts, and nothing else.
 
         Returns the transitions it caused (also passed to the callbacks registered with
-        :meth:`on`). An event whose id this contact already had changes nothing. An event
+        :meth:`on`; none with ``transitions=False``, which skips that work for speed). An event
+        whose id this contact already had changes nothing. An event
         without an id cannot be recognised when it comes again: give events ids.
 
         Raises:
@@ -721,6 +730,8 @@ class Engine:
         ladders = {*self.rules.ladders}
         if self.rules.accounts is not None:
             ladders |= set(self.rules.accounts.ladders)
+        if not self._transitions:
+            raise LeadDSLError("this engine was made with transitions=False: nothing would fire")
         self._subs.add(kind, fn, label, subject, {name: None for name in sorted(ladders)})
         return fn
 
@@ -743,15 +754,15 @@ class Engine:
                                "the time of an engine made without as_of=")
         if current is not None and when < current:
             raise LeadDSLError(f"advance() goes forward only; the engine is at {self.as_of}")
-        keys = [("contact", c) for c in self._attrs]
-        if self.rules.accounts is not None:
+        keys = [("contact", c) for c in self._attrs] if self._transitions else []
+        if self.rules.accounts is not None and self._transitions:
             keys += [("account", a) for a in self._account_attrs]
         before = {k: self._snapshot(k) for k in keys}
         with self._tx():
             self._clock = when
             self._contact_results.clear()
             self._account_results.clear()
-            if self.rules.accounts is not None:
+            if self.rules.accounts is not None and keys:
                 self.accounts()
             if self._store is not None:
                 self._store.put("clock", repr(when))
@@ -808,9 +819,12 @@ class Engine:
         if any(e[1] == eid for e in entries):
             return ()  # the same adjustment twice counts once
         cid = who if subject == "contact" else None
-        keys = self._chain(cid) if cid is not None else [("account", who)] + [
-            ("account", a) for a in self.graph.ancestors(who)
-        ]
+        if cid is not None:
+            keys = self._chain(cid)
+        elif self._transitions:
+            keys = [("account", who)] + [("account", a) for a in self.graph.ancestors(who)]
+        else:
+            keys = []
         before = {k: self._snapshot(k) for k in keys}
         entry = (when, eid, model, float(points), reason.strip())
         with self._tx():

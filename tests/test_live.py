@@ -291,3 +291,14 @@ def test_trigger_registration_is_checked(engine: leaddsl.Engine) -> None:
     engine.off(seen.append)
     engine.ingest(visit("c3", 1, 1))
     assert seen == []
+
+
+def test_without_transitions_ingest_only_scores() -> None:
+    eng = leaddsl.Engine(RULES, transitions=False)
+    eng.load(accounts=[{"id": "acme"}], contacts=[{"id": "c1", "account": "acme"}])
+    assert eng.ingest(visit("c1", 1, 1, "pricing")) == ()
+    assert eng.ingest(visit("c1", 2, 1)) == ()  # would have qualified c1
+    assert eng.contact("c1").qualified and eng.account("acme").total == 35
+    assert eng.advance("2026-06-01T00:00:00Z") == ()
+    with pytest.raises(leaddsl.LeadDSLError, match="transitions=False"):
+        eng.on("qualified", print)
