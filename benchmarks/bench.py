@@ -35,6 +35,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -242,11 +243,11 @@ def main() -> int:
         data = {n: _read(folder / f"{n}.ndjson") for n in ("contacts", "accounts", "events")}
         n = len(data["events"])
         contenders: dict[str, Callable[[], Result]] = {
-            "hand": lambda: hand_parsed(hand, data, folder),
-            "hand e2e": lambda: hand_e2e(hand, data, folder),
-            "batch": lambda: lead_batch(rules, data, folder),
-            "live": lambda: lead_live(rules, data, folder),
-            "e2e": lambda: lead_e2e(rules, data, folder),
+            "hand": partial(hand_parsed, hand, data, folder),
+            "hand e2e": partial(hand_e2e, hand, data, folder),
+            "batch": partial(lead_batch, rules, data, folder),
+            "live": partial(lead_live, rules, data, folder),
+            "e2e": partial(lead_e2e, rules, data, folder),
         }
         _, _, (hc, ha) = contenders["hand"]()
         for name in ("batch", "live", "e2e"):
