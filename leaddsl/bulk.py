@@ -13,7 +13,7 @@ from datetime import datetime
 import attrs
 
 from .accounts import AccountResult
-from .engine import Engine, Progress, Records, top_results
+from .engine import Engine, Progress, Records, paused_gc, top_results
 from .records import Rejected
 from .results import ContactResult
 from .ruleset import Ruleset
@@ -91,10 +91,11 @@ def score_all(
         contacts=contacts, accounts=accounts, events=events, errors=errors, progress=progress
     )
     results = {}
-    for i, cid in enumerate(engine.contact_ids(), 1):
-        results[cid] = engine.contact(cid)
-        if progress is not None and i % 5_000 == 0:
-            progress("contacts scored", i)
+    with paused_gc():
+        for i, cid in enumerate(engine.contact_ids(), 1):
+            results[cid] = engine.contact(cid)
+            if progress is not None and i % 5_000 == 0:
+                progress("contacts scored", i)
     scored_accounts = {}
     if rules.accounts is not None:
         scored_accounts = {r.id: r for r in engine.accounts()}
