@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .errors import LeadDSLError
+from .errors import LeadDSLError, RecordError
 
 __all__ = ["Store", "rules_version"]
 
@@ -66,7 +66,8 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All writes inside happen together or not at all (nested uses join the outer one)."""
+        """All writes inside happen together or not at all (nested uses join the outer one);
+        a RecordError keeps what came before it, as the engine does."""
         if self._depth:
             self._depth += 1
             try:
@@ -78,6 +79,11 @@ class Store:
         self._depth = 1
         try:
             yield
+        except RecordError:
+            # A bad record stops a load after the records before it were taken in: the engine
+            # keeps them, so the file does too.
+            self.db.execute("COMMIT")
+            raise
         except BaseException:
             self.db.execute("ROLLBACK")
             raise

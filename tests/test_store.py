@@ -109,6 +109,17 @@ def test_a_store_without_events_refuses_other_rules(tmp_path: Path) -> None:
         leaddsl.Engine(other, store=db, keep_events=False)
 
 
+def test_a_bad_record_keeps_what_came_before_in_the_file_too(tmp_path: Path) -> None:
+    rules = leaddsl.load(RULES)
+    db = tmp_path / "state.db"
+    engine = leaddsl.Engine(rules, store=db)
+    with pytest.raises(leaddsl.RecordError, match="missing id"):
+        engine.load(contacts=[{"id": "k1"}, {"name": "no id"}, {"id": "k3"}])
+    assert engine.contact_ids() == ["k1"]
+    engine.close()
+    assert leaddsl.Engine(rules, store=db).contact_ids() == ["k1"]
+
+
 def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "notes.db"
     bad.write_text("these are not the tables you are looking for" * 100)
