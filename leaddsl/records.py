@@ -7,6 +7,7 @@ Every problem becomes a RecordError naming where the record came from (``file:li
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -61,6 +62,7 @@ def parse_time(
     return dt.timestamp()
 
 
+@functools.lru_cache(maxsize=64)  # a run has one as-of time: every result shares its datetime
 def to_datetime(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, _UTC)
 

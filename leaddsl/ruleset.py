@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Ruleset", "EvalState"]
 
 _fsum = math.fsum
+_NOTHING = (0.0, 0.0, 0.0, False)  # the points of a rule no event matched
 _MEMO_LIMIT = 200_000  # distinct event keys remembered; past that, resolve without memo
 
 
@@ -259,11 +260,12 @@ class Ruleset:
                 counters[c].append(t)
         st.last_time = last
         self._finish(st)
+        # The state is finished: the result shares its dicts rather than copying them.
         return ContactResult(
             id=str(attrs_["id"]),
             total=st.total,
-            scores=dict(st.scores),
-            labels=dict(st.labels),
+            scores=st.scores,
+            labels=st.labels,
             qualified=st.qualified,
             disqualified=bool(st.reasons),
             reasons=st.reasons,
@@ -327,9 +329,9 @@ class Ruleset:
         as_of = st.as_of if st.as_of is not None else 0.0
         per_model: dict[str, list[float]] = {m: [] for m in self._models}
         every: list[float] = []
+        st.rule_points = points = [_NOTHING] * len(self._rules)
         for i, rule in enumerate(self._rules):
             if not st.selected[i]:
-                st.rule_points.append((0.0, 0.0, 0.0, False))
                 continue
             picked, decayed, raw = self._rule_outcome(i, st.selected[i], as_of)
             st.selected[i] = picked
@@ -338,7 +340,7 @@ class Ruleset:
             if rule.limit is not None and abs(decayed) > rule.limit:
                 final = math.copysign(rule.limit, decayed)
                 capped = True
-            st.rule_points.append((final, decayed, raw, capped))
+            points[i] = (final, decayed, raw, capped)
             if picked:
                 per_model[rule.model].append(final)
                 every.append(final)
