@@ -22,7 +22,16 @@ from .accounts import AccountResult
 from .errors import GraphError, LeadDSLError, RecordError
 from .graph import AccountGraph
 from .live import ContactState, LiveRules
-from .records import Rejected, check_contact, check_event, parse_time, read_ndjson, to_datetime
+from .records import (
+    MAX_TIME,
+    MIN_TIME,
+    Rejected,
+    check_contact,
+    check_event,
+    parse_time,
+    read_ndjson,
+    to_datetime,
+)
 from .results import ContactResult
 from .ruleset import Ruleset
 from .store import Store, rules_version
@@ -99,6 +108,11 @@ def _records(
         except OSError as exc:
             raise LeadDSLError(f"cannot read {name} file {str(data)!r}: {exc.strerror}") from None
     else:
+        if not isinstance(data, Iterable) or isinstance(data, (Mapping, bytes)):
+            raise LeadDSLError(
+                f"{name} must be records (a list of mappings) or the path of an NDJSON file, "
+                f"got {type(data).__name__}"
+            )
         for i, rec in enumerate(data):
             yield f"{name}[{i}]", rec
 
@@ -131,7 +145,13 @@ def _fast_event(rec: Any) -> tuple[str, str | None, float, str, str | None, str 
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=_UTC)
-    return contact, eid, dt.timestamp(), action, obj, name
+    try:
+        at = dt.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
+    if not MIN_TIME <= at <= MAX_TIME:
+        return None  # the full check names the problem
+    return contact, eid, at, action, obj, name
 
 
 def _label_filter(
@@ -374,6 +394,7 @@ class Engine:
                     rec,
                 )
                 continue
+            stored_id = eid
             if eid is None:
                 eid = source  # a name for explain(); never deduplicated
             elif (contact, eid) in seen:
@@ -383,7 +404,7 @@ class Engine:
                 seen.add((contact, eid))
             bucket.append((at, eid, action, obj, name))
             if self._store is not None:
-                self._store.add_event(contact, eid, at, action, obj, name, self.keep_events)
+                self._store.add_event(contact, stored_id, at, action, obj, name, self.keep_events)
             state = self._states.get(contact)
             if state is not None:
                 assert self._live is not None
@@ -393,9 +414,12 @@ class Engine:
             if latest is None or at > latest:
                 latest = at
         self.events += count
-        if self._store is not None and not self.keep_events:
-            for cid in touched:  # the events are not kept: their summaries must be
-                self._store.save_state(cid, self._state(cid).to_data(), self.version)
+        if self._store is not None:
+            for cid in touched:
+                # Without the events kept, their summaries must be; with them, a summary saved
+                # earlier must not go stale.
+                if not self.keep_events or cid in self._states:
+                    self._store.save_state(cid, self._state(cid).to_data(), self.version)
         moved = latest != self._latest and self._fixed is None
         self._latest = latest
         if moved:  # the evaluation time moved: every score may have decayed
@@ -513,8 +537,12 @@ class Engine:
             contacts=_Sourced((s, r) for _, r, s in store.records("contacts")),  # type: ignore[arg-type]
             errors="collect",
         )
-        for cid, eid, at, action, obj, name in store.events():
-            self._seen.add((cid, eid))
+        for seq, cid, stored_id, at, action, obj, name in store.events():
+            if stored_id is None:
+                eid = f"stored#{seq}"  # an event that came without an id: never deduplicated
+            else:
+                eid = stored_id
+                self._seen.add((cid, eid))
             if at is None:
                 self._log_complete = False  # only the id was kept
                 continue
@@ -672,6 +700,7 @@ class Engine:
                     f"unknown contact {cid!r}", source=source, record_id=eid, field="contact"
                 )
             self.load(contacts=[{"id": cid}])
+        stored_id = eid
         if eid is None:
             self._unnamed += 1
             eid = f"{source}#{self._unnamed}"
@@ -688,7 +717,7 @@ class Engine:
             self._moved_to(at)
             self._forget(cid)
             if self._store is not None:
-                self._store.add_event(cid, eid, at, action, obj, name, self.keep_events)
+                self._store.add_event(cid, stored_id, at, action, obj, name, self.keep_events)
                 self._store.save_state(cid, state.to_data(), self.version)
             fired = self._settle(keys, before, eid)
         self._subs.fire(fired)  # after the commit: a crash never fires a transition twice
@@ -920,6 +949,13 @@ class Engine:
         return top_results(self.contacts(), n, by, self._filter(where, accounts=False))
 
     def _filter(self, where: Any, accounts: bool) -> Callable[[Any], bool]:
+        if isinstance(where, Mapping):
+            rules = self._account_rules() if accounts else self.rules
+            unknown = [k for k in where if k not in rules.ladders]
+            if unknown:
+                raise LeadDSLError(
+                    f"no ladder {unknown[0]!r}; the ladders: {', '.join(rules.ladders) or 'none'}"
+                )
         if not isinstance(where, str):
             return _label_filter(where)
         from .filters import where as compile_filter

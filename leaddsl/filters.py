@@ -86,16 +86,20 @@ def where(rules: Ruleset, text: str, *, accounts: bool = False,
         ...                                  "at": "2026-03-01T00:00:00Z"}]))
         True
     """
+    one = LeadDSLError('a filter is one condition on one line, e.g. band = "hot"')
+    if not isinstance(text, str):
+        raise one
     text = text.strip()
     if not text or "\n" in text:
-        raise LeadDSLError("a filter is one condition on one line, e.g. band = \"hot\"")
+        raise one
     wrapped = Source(_PREFIX + text, filename)
     try:
         parsed = parse(wrapped)
     except ParseError as exc:
         raise ParseError([_shift(d, text, filename) for d in exc.diagnostics]) from None
-    (stmt,) = parsed.statements
-    assert isinstance(stmt, A.Qualify)
+    if len(parsed.statements) != 1 or not isinstance(parsed.statements[0], A.Qualify):
+        raise one  # e.g. a ';' that starts another statement
+    stmt = parsed.statements[0]
     scope, account_scope = _scopes(rules)
     if accounts:
         if account_scope is None:

@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 _UTC = UTC
+# The times a datetime can hold, a day inside so that any UTC offset still fits.
+MIN_TIME = _MIN_TIME = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+MAX_TIME = _MAX_TIME = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
 
 
 def parse_time(
@@ -52,6 +55,13 @@ def parse_time(
     elif isinstance(value, datetime):
         dt = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if not _MIN_TIME <= value <= _MAX_TIME:
+            raise RecordError(
+                f"{value!r} seconds is outside the times a date can hold (years 1 to 9999)",
+                source=source,
+                record_id=record_id,
+                field=field,
+            )
         return float(value)
     else:
         raise RecordError(
@@ -59,7 +69,18 @@ def parse_time(
         )
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=_UTC)
-    return dt.timestamp()
+    try:
+        epoch = dt.timestamp()
+    except (OverflowError, ValueError, OSError):
+        epoch = math.inf
+    if not _MIN_TIME <= epoch <= _MAX_TIME:
+        raise RecordError(
+            f"{value!r} is outside the times a date can hold (years 1 to 9999)",
+            source=source,
+            record_id=record_id,
+            field=field,
+        )
+    return epoch
 
 
 @functools.lru_cache(maxsize=64)  # a run has one as-of time: every result shares its datetime

@@ -113,11 +113,15 @@ class Store:
             (ident, orjson.dumps(record, default=str), source),
         )
 
-    def add_event(self, contact: str, eid: str, at: float, action: str, obj: str | None,
+    def add_event(self, contact: str, eid: str | None, at: float, action: str, obj: str | None,
                   name: str | None, keep: bool) -> None:
+        """Store an event (or only its id). An event without an id (None) is stored with a
+        NULL id, which the UNIQUE constraint lets through: it can never be recognised again."""
         row: tuple[Any, ...]
         if keep:
             row = (contact, eid, at, action, obj, name)
+        elif eid is None:
+            return  # nothing to keep: no id to recognise it by, and its state is saved
         else:
             row = (contact, eid, None, None, None, None)
         self.db.execute(
@@ -160,9 +164,11 @@ class Store:
         rows = self.db.execute(f"SELECT id, record, source FROM {table} ORDER BY seq")  # noqa: S608
         return [(str(i), orjson.loads(r), str(s)) for i, r, s in rows]
 
-    def events(self) -> list[tuple[str, str, float | None, str | None, str | None, str | None]]:
+    def events(
+        self,
+    ) -> list[tuple[int, str, str | None, float | None, str | None, str | None, str | None]]:
         rows = self.db.execute(
-            "SELECT contact, id, at, action, object, name FROM events ORDER BY seq")
+            "SELECT seq, contact, id, at, action, object, name FROM events ORDER BY seq")
         return list(rows)
 
     def adjustments(self) -> list[tuple[str, str, tuple[float, str, str, float, str]]]:

@@ -302,3 +302,19 @@ def test_without_transitions_ingest_only_scores() -> None:
     assert eng.advance("2026-06-01T00:00:00Z") == ()
     with pytest.raises(leaddsl.LeadDSLError, match="transitions=False"):
         eng.on("qualified", print)
+
+
+def test_impossible_times_and_wrong_shapes_are_record_errors(engine: leaddsl.Engine) -> None:
+    for at in (1e18, -1e18, "0001-01-01T00:00:00+05:00"):
+        with pytest.raises(leaddsl.RecordError, match="outside the times a date can hold"):
+            engine.ingest({"id": "x", "contact": "c1", "action": "visited", "at": at})
+    engine.ingest(visit("c1", 1, 1))  # the engine carries on
+    assert engine.contact("c1").scores["engagement"] == 10 and engine.events == 1
+    with pytest.raises(leaddsl.LeadDSLError, match="must be records"):
+        engine.ingest_many(visit("c1", 2, 1))  # type: ignore[arg-type]
+    with pytest.raises(leaddsl.LeadDSLError, match="must be records"):
+        engine.ingest_many(None)  # type: ignore[arg-type]
+    with pytest.raises(leaddsl.LeadDSLError, match="no ladder 'nope'"):
+        engine.top_contacts(where={"nope": "x"})
+    with pytest.raises(leaddsl.LeadDSLError, match="one condition on one line"):
+        engine.top_contacts(where="score >= 1; qualify when score > 2")

@@ -182,3 +182,29 @@ def test_killed_at_random_points_it_loses_and_repeats_nothing(tmp_path: Path) ->
                  min(len(recorded), len(expected)))
     assert recorded == expected, (kills, len(recorded), len(expected), recorded[first:first + 2],
                                   expected[first:first + 2])
+
+
+def test_bulk_loaded_events_and_events_without_ids_survive_a_restart(tmp_path: Path) -> None:
+    rules = leaddsl.compile("when visited page any: +5")
+    db = tmp_path / "state.db"
+    engine = leaddsl.Engine(rules, store=db)
+    engine.load(contacts=[{"id": "c1"}])
+
+    def visit(eid: str | None, day: int) -> dict[str, Any]:
+        ev = {"contact": "c1", "action": "visited", "object": "page",
+              "at": f"2026-03-0{day}T00:00:00Z"}
+        return ev if eid is None else {**ev, "id": eid}
+
+    engine.ingest(visit("e1", 1))
+    engine.load(events=[visit("e2", 2)])  # after an ingest: the saved summary must follow
+    engine.ingest(visit(None, 3))
+    engine.load(events=[visit(None, 4)])
+    engine.load(events=[visit(None, 5)])  # the same generated name as the one before
+    assert engine.contact("c1").total == 25
+    engine.close()
+    again = leaddsl.Engine(rules, store=db)
+    assert again.contact("c1").total == 25
+    assert sum(r.points for r in again.contact("c1").explain()) == 25
+    again.close()
+    other = leaddsl.Engine(leaddsl.compile("when visited page any: +7"), store=db)
+    assert other.contact("c1").total == 35  # re-derived from all five stored events
