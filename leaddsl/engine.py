@@ -351,11 +351,10 @@ class Engine:
             if self._store is not None:
                 self._store.add_record("contacts", cid, rec, source)
             self._events[cid] = []
+            self._forget(cid)  # its accounts have one more member now; other accounts stay
             added += 1
             if problem is not None:
                 reject(source, problem, rec)  # the contact stays, as an orphan
-        if added:
-            self._account_results.clear()
         return added
 
     def _load_events(

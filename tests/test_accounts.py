@@ -273,6 +273,15 @@ def test_one_new_event_recomputes_one_account_chain(engine: leaddsl.Engine) -> N
     assert after["group"].total == before["group"].total + 10
 
 
+def test_a_new_contact_recomputes_only_its_account_chain(engine: leaddsl.Engine) -> None:
+    before = {a.id: a for a in engine.accounts()}
+    engine.load(contacts=[{"id": "s9", "account": "spain", "role": "champion"}])
+    after = {a.id: a for a in engine.accounts()}
+    assert after["us"] is before["us"] and after["solo"] is before["solo"]
+    assert after["spain"] is not before["spain"] and after["spain"].members == ("s1", "s2", "s9")
+    assert after["group"] is not before["group"]
+
+
 def test_a_later_event_moves_the_as_of_time_and_forgets_everything() -> None:
     eng = leaddsl.Engine(rules())
     eng.load(accounts=ACCOUNTS, contacts=CONTACTS, events=[visit("g1", 1, day=1)])
