@@ -255,16 +255,16 @@ class LiveRules:
         for i, rule in enumerate(rules._rules):
             acc = st.rules[i]
             picked: list[Hit] = []
+            counted = 0  # events the rule counts at this time
             if acc is None:
                 decayed = raw = 0.0
             else:
                 kind = self._kind[i]
                 if kind == SUM:
-                    n = acc[0]
-                    raw = rule.points * n
+                    counted = acc[0]
+                    raw = rule.points * counted
                     hl = self._half_life[i]
                     decayed = raw if hl is None else acc[1] * 0.5 ** ((when - acc[2]) / hl)
-                    picked = [(0.0, "", None)] * n  # only its length is read below
                 elif kind == ONCE:
                     picked = [acc]
                     decayed, raw = self._decay(i, picked, when), rule.points
@@ -273,11 +273,12 @@ class LiveRules:
                     decayed, raw = self._decay(i, picked, when), rule.points * len(picked)
                 else:
                     picked, decayed, raw = rules._rule_outcome(i, acc, when)
+                counted = counted or len(picked)
             if self._velocity is not None and st.recent is not None and self._kind[i] == SUM:
                 selected.append(st.recent[i])
             else:
-                selected.append(picked if self._kind[i] != SUM else [])
-            if not picked:
+                selected.append(picked)
+            if not counted:
                 ev.rule_points.append((0.0, 0.0, 0.0, False))
                 continue
             final, capped = decayed, False
