@@ -134,7 +134,7 @@ class AccountRules(Ruleset):
         self.members = members
         self.rollup = account.rollup
         self._weights = {role.strip().casefold(): w for role, w in account.weights}
-        super().__init__(account.plan, extra=extra)
+        super().__init__(account.plan, extra=extra, generated=False)
         self._aggregates = tuple(self._measure(a.aggregate) for a in account.plan.aggregates)
         # Only `inactive for` reads the time of the latest contact event; skip it otherwise.
         self._uses_time = any(isinstance(c, P.Inactive) for c in self._compiled)

@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 
 from .accounts import AccountResult
+from .columns import Sourced as _Sourced
+from .columns import chunks, plain_columns
 from .errors import GraphError, LeadDSLError, RecordError
 from .graph import AccountGraph
 from .live import ContactState, LiveRules
@@ -28,8 +30,8 @@ from .records import (
     Rejected,
     check_contact,
     check_event,
+    ndjson_lines,
     parse_time,
-    read_ndjson,
     to_datetime,
 )
 from .results import ContactResult
@@ -84,37 +86,52 @@ class IngestReport:
     transitions: tuple[Transition, ...]
 
 
-class _Sourced(list[tuple[str, Any]]):
-    """Records that already know where they came from (reopened from a store)."""
-
-
 Progress = Callable[[str, int], object]  # (what, how many so far), called now and then
 
 
 def _records(
     data: Records, name: str, rejected: list[Rejected] | None, progress: Progress | None = None
 ) -> Iterator[tuple[str, Any]]:
-    if progress is not None:
-        for i, item in enumerate(_records(data, name, rejected), 1):
-            if i % 20_000 == 0:
-                progress(f"{name} read", i)
-            yield item
-        return
+    items, source_of = _numbered(data, name, rejected, progress)
+    for key, rec in items:
+        yield source_of(key), rec
+
+
+def _numbered(
+    data: Records, name: str, rejected: list[Rejected] | None, progress: Progress | None = None
+) -> tuple[Iterable[tuple[Any, Any]], Callable[[Any], str]]:
+    """Records with a key (an index, a line number or a source name) and the function that
+    names a record from its key: bulk loads build a name only for a record that needs one."""
+    items: Iterable[tuple[Any, Any]]
     if isinstance(data, _Sourced):
-        yield from data
+        items, source_of = data, str
     elif isinstance(data, (str, Path)):
-        try:
-            yield from read_ndjson(data, rejected)
-        except OSError as exc:
-            raise LeadDSLError(f"cannot read {name} file {str(data)!r}: {exc.strerror}") from None
+        path = str(data)
+        items, source_of = _opened(data, name, rejected), (lambda n: f"{path}:{n}")
     else:
         if not isinstance(data, Iterable) or isinstance(data, (Mapping, bytes)):
             raise LeadDSLError(
                 f"{name} must be records (a list of mappings) or the path of an NDJSON file, "
                 f"got {type(data).__name__}"
             )
-        for i, rec in enumerate(data):
-            yield f"{name}[{i}]", rec
+        items, source_of = enumerate(data), (lambda i: f"{name}[{i}]")
+    if progress is not None:
+        items = _counted(items, name, progress)
+    return items, source_of
+
+
+def _opened(path: str | Path, name: str, rejected: list[Rejected] | None) -> Iterator[Any]:
+    try:
+        yield from ndjson_lines(path, rejected)
+    except OSError as exc:
+        raise LeadDSLError(f"cannot read {name} file {str(path)!r}: {exc.strerror}") from None
+
+
+def _counted(items: Iterable[Any], name: str, progress: Progress) -> Iterator[Any]:
+    for i, item in enumerate(items, 1):
+        if i % 20_000 == 0:
+            progress(f"{name} read", i)
+        yield item
 
 
 _fromiso = datetime.fromisoformat
@@ -124,11 +141,13 @@ _UTC = UTC
 def _fast_event(rec: Any) -> tuple[str, str | None, float, str, str | None, str | None] | None:
     """The fields of a plainly well-formed event, or None to let check_event judge it."""
     # The common case costs a few type checks; anything else takes the validating path,
-    # which gives the same values or the error naming the field.
+    # which gives the same values or the error naming the field. (Engine._load_events has
+    # the same checks inline.)
     if type(rec) is not dict:
         return None
     action, at, contact = rec.get("action"), rec.get("at"), rec.get("contact")
     eid, obj, name = rec.get("id"), rec.get("object"), rec.get("name")
+    channel = rec.get("channel")
     if not (
         type(action) is str
         and action
@@ -137,6 +156,7 @@ def _fast_event(rec: Any) -> tuple[str, str | None, float, str, str | None, str 
         and (eid is None or type(eid) is str)
         and (obj is None or type(obj) is str)
         and (name is None or type(name) is str)
+        and (channel is None or type(channel) is str)
     ):
         return None
     try:
@@ -152,6 +172,36 @@ def _fast_event(rec: Any) -> tuple[str, str | None, float, str, str | None, str 
     if not MIN_TIME <= at <= MAX_TIME:
         return None  # the full check names the problem
     return contact, eid, at, action, obj, name
+
+
+class SeenIds:
+    """The (contact, event id) pairs taken in: an id counts once per contact.
+
+    Ids are nearly always unique over all contacts, so the set of ids alone answers "new"; an
+    id seen before is looked for among that contact's events (or the ids a store kept without
+    their events), which tells a resend from another contact's event with the same id.
+    """
+
+    __slots__ = ("ids", "events", "kept")
+
+    def __init__(self, events: dict[str, list[ParsedEvent]]) -> None:
+        self.ids: set[str] = set()
+        self.events = events  # the engine's events by contact
+        self.kept: dict[str, set[str]] = {}  # contact -> ids whose events were not kept
+
+    def add(self, cid: str, eid: str, *, kept: bool = True) -> None:
+        """Take in a pair (its event goes to the contact's events, unless ``kept`` is False)."""
+        self.ids.add(eid)
+        if not kept:
+            self.kept.setdefault(cid, set()).add(eid)
+
+    def __contains__(self, pair: tuple[str, str]) -> bool:
+        cid, eid = pair
+        if eid not in self.ids:
+            return False
+        if eid in self.kept.get(cid, ()):
+            return True
+        return any(e[1] == eid for e in self.events.get(cid, ()))
 
 
 def _label_filter(
@@ -207,7 +257,7 @@ class Engine:
         self._attrs: dict[str, dict[str, Any]] = {}
         self._account_attrs: dict[str, dict[str, Any]] = {}
         self._events: dict[str, list[ParsedEvent]] = {}
-        self._seen: set[tuple[str, str]] = set()  # (contact, event id): an id counts once
+        self._seen = SeenIds(self._events)  # (contact, event id): an id counts once
         self._latest: float | None = None
         self._fixed = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
         self._contact_results: dict[str, ContactResult] = {}
@@ -363,71 +413,117 @@ class Engine:
         rejected: list[Rejected] | None,
         reject: Callable[[str, RecordError, object], None],
         progress: Progress | None = None,
+        ingest: bool = False,
     ) -> tuple[int, int]:
+        """Take in events. ``ingest``: as ``ingest_many`` does without triggers — every contact
+        touched gets its live summary, unknown contacts are created with ``auto_contacts``."""
         by_contact = self._events
         seen = self._seen
-        latest = self._latest
         touched: set[str] = set()
-        count = duplicates = 0
-        for source, rec in _records(data, "events", rejected, progress):
-            parsed = _fast_event(rec)
-            if parsed is None:  # unusual or bad: the full check names the problem
-                try:
-                    ev = check_event(rec, source, require_contact=True)
-                except RecordError as err:
-                    reject(source, err, rec)
+        store = self._store
+        before = self._as_of()
+        latest = self._latest
+        # Only results already computed need forgetting; a first bulk load has none.
+        track = bool(self._contact_results or self._account_results or store is not None)
+        count = duplicates = read = 0
+        try:
+            for chunk in chunks(data, "events", rejected):
+                read += len(chunk.records)
+                if progress is not None:
+                    progress("events read", read)
+                plain = None
+                if store is None:  # plain chunks are checked by columns
+                    plain = plain_columns(chunk.records, by_contact, seen.ids)
+                if plain is not None:
+                    seen.ids |= plain.ids
+                    if ingest or self._states:
+                        for contact, event in zip(plain.contacts, plain.events, strict=True):
+                            self._take(contact, event, ingest)
+                    else:  # a history: no summaries to keep up to date
+                        for contact, event in zip(plain.contacts, plain.events, strict=True):
+                            by_contact[contact].append(event)
+                    if track:
+                        touched.update(plain.contacts)
+                    count += len(plain.events)
+                    if latest is None or plain.latest > latest:
+                        latest = plain.latest
                     continue
-                assert ev.contact is not None
-                parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
-            contact, eid, at, action, obj, name = parsed
-            bucket = by_contact.get(contact)
-            if bucket is None:
-                reject(
-                    source,
-                    RecordError(
-                        f"unknown contact {contact!r}",
-                        source=source,
-                        record_id=eid,
-                        field="contact",
-                    ),
-                    rec,
-                )
-                continue
-            stored_id = eid
-            if eid is None:
-                eid = source  # a name for explain(); never deduplicated
-            elif (contact, eid) in seen:
-                duplicates += 1
-                continue  # the same event delivered twice counts once
+                for key, rec in enumerate(chunk.records):
+                    parsed = _fast_event(rec)
+                    if parsed is None:  # unusual or bad: the full check names the problem
+                        source = chunk.name_of(key)
+                        try:
+                            ev = check_event(rec, source, require_contact=True)
+                        except RecordError as err:
+                            reject(source, err, rec)
+                            continue
+                        assert ev.contact is not None
+                        parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
+                    contact, eid, t, action, obj, name = parsed
+                    if contact not in by_contact:
+                        if ingest and self.auto_contacts:
+                            self.load(contacts=[{"id": contact}])
+                        else:
+                            source = chunk.name_of(key)
+                            reject(
+                                source,
+                                RecordError(
+                                    f"unknown contact {contact!r}",
+                                    source=source,
+                                    record_id=eid,
+                                    field="contact",
+                                ),
+                                rec,
+                            )
+                            continue
+                    stored_id = eid
+                    if eid is None:
+                        if ingest:
+                            self._unnamed += 1
+                            eid = f"{chunk.name_of(key)}#{self._unnamed}"
+                        else:
+                            eid = chunk.name_of(key)  # a name for explain(); never deduplicated
+                    elif (contact, eid) in seen:
+                        duplicates += 1
+                        continue  # the same event delivered twice counts once
+                    else:
+                        seen.add(contact, eid)
+                    self._take(contact, (t, eid, action, obj, name), ingest)
+                    if track:
+                        touched.add(contact)
+                        if store is not None:
+                            store.add_event(
+                                contact, stored_id, t, action, obj, name, self.keep_events
+                            )
+                    count += 1
+                    if latest is None or t > latest:
+                        latest = t
+        finally:  # what came before a bad record stays taken in, as-of time included
+            self.events += count
+            self._latest = latest
+            if store is not None:
+                for cid in touched:
+                    # Without the events kept, their summaries must be; with them, a summary
+                    # saved earlier must not go stale.
+                    if not self.keep_events or cid in self._states:
+                        store.save_state(cid, self._state(cid).to_data(), self.version)
+            if self._as_of() != before:  # the evaluation time moved: every score may decay
+                self._contact_results.clear()
+                self._account_results.clear()
             else:
-                seen.add((contact, eid))
-            bucket.append((at, eid, action, obj, name))
-            if self._store is not None:
-                self._store.add_event(contact, stored_id, at, action, obj, name, self.keep_events)
-            state = self._states.get(contact)
-            if state is not None:
-                assert self._live is not None
-                self._live.add(state, at, eid, action, obj, name)
-            touched.add(contact)
-            count += 1
-            if latest is None or at > latest:
-                latest = at
-        self.events += count
-        if self._store is not None:
-            for cid in touched:
-                # Without the events kept, their summaries must be; with them, a summary saved
-                # earlier must not go stale.
-                if not self.keep_events or cid in self._states:
-                    self._store.save_state(cid, self._state(cid).to_data(), self.version)
-        moved = latest != self._latest and self._fixed is None
-        self._latest = latest
-        if moved:  # the evaluation time moved: every score may have decayed
-            self._contact_results.clear()
-            self._account_results.clear()
-        else:
-            for cid in touched:
-                self._forget(cid)
+                for cid in touched:
+                    self._forget(cid)
         return count, duplicates
+
+    def _take(self, cid: str, event: ParsedEvent, ingest: bool) -> None:
+        """Add a new event to a contact's events, and to its live summary if it has one
+        (``ingest``: it gets one)."""
+        state = self._states.get(cid)
+        self._events[cid].append(event)
+        if state is not None:
+            self._live_rules().add(state, *event)
+        elif ingest:
+            self._state(cid)  # built from the events, this one included
 
     def _forget(self, cid: str) -> None:
         """Drop a contact's result and those of the accounts above it."""
@@ -541,7 +637,8 @@ class Engine:
                 eid = f"stored#{seq}"  # an event that came without an id: never deduplicated
             else:
                 eid = stored_id
-                self._seen.add((cid, eid))
+                # The id counts once even when its event is not in memory (kept=False).
+                self._seen.add(cid, eid, kept=at is not None and cid in self._events)
             if at is None:
                 self._log_complete = False  # only the id was kept
                 continue
@@ -709,7 +806,7 @@ class Engine:
         before = {k: self._snapshot(k) for k in keys}
         state = self._state(cid)  # from the log as it was: the new event is not in it yet
         with self._tx():
-            self._seen.add((cid, eid))
+            self._seen.add(cid, eid)
             self._events[cid].append((at, eid, action, obj, name))
             self._live_rules().add(state, at, eid, action, obj, name)
             self.events += 1
@@ -744,7 +841,16 @@ class Engine:
         rejected: list[Rejected] | None = [] if errors == "collect" else None
         fired: list[Transition] = []
         with paused_gc():
-            count, duplicates = self._ingest_all(events, rejected, fired)
+            if self._transitions or self._store is not None:
+                count, duplicates = self._ingest_all(events, rejected, fired)
+            else:  # nothing to work out per event, nothing to commit per event: in bulk
+
+                def reject(source: str, err: RecordError, record: object) -> None:
+                    if rejected is None:
+                        raise err
+                    rejected.append(Rejected(source, str(err), record))
+
+                count, duplicates = self._load_events(events, rejected, reject, ingest=True)
         self._rejected += rejected or ()
         return IngestReport(count, duplicates, tuple(rejected or ()), tuple(fired))
 

@@ -51,15 +51,15 @@ class ContactState:
 
     def to_data(self) -> list[Any]:
         """Plain lists and numbers (for JSON), the inverse of ``ContactState.from_data``."""
-        rules = []
+        rules: list[Any] = []
         for acc in self.rules:
             if isinstance(acc, dict):
                 rules.append({"n": [[k, *v] for k, v in acc.items()]})
             elif isinstance(acc, tuple):
                 rules.append({"e": list(acc)})
-            else:
-                rules.append(acc)
-        return [self.top, rules, self.counts, self.times, self.recent]
+            else:  # a copy: sums are updated in place
+                rules.append(list(acc) if isinstance(acc, list) else acc)
+        return [self.top, rules, list(self.counts), self.times, self.recent]
 
     @classmethod
     def from_data(cls, data: list[Any]) -> ContactState:
@@ -113,6 +113,13 @@ class LiveRules:
                 slot = keys.index((c.action, c.object, c.name))
                 old = self._counter_window[slot]
                 self._counter_window[slot] = c.window if old is None else max(old, c.window)
+        # What _prune looks at, fixed here: it runs after every event.
+        self._windows = tuple(
+            (i, self._horizon[i]) for i, kind in enumerate(self._kind) if kind == WINDOW
+        )
+        self._counter_windows = tuple(
+            (c, w) for c, w in enumerate(self._counter_window) if w is not None
+        )
 
     def new(self) -> ContactState:
         return ContactState(
@@ -146,17 +153,22 @@ class LiveRules:
 
     def _join(self, i: int, acc: Any, e: Hit, top: float) -> Any:
         kind = self._kind[i]
-        if kind == SUM:
+        if kind == SUM:  # the state owns its lists (merge and from_data copy): update in place
             hl = self._half_life[i]
             if hl is None:
-                return [1] if acc is None else [acc[0] + 1]
+                if acc is None:
+                    return [1]
+                acc[0] += 1
+                return acc
             pts = self._points[i]
             if acc is None:
                 return [1, pts, e[0]]
             n, total, ref = acc
             if e[0] > ref:  # keep terms at most 1: rescale the sum to the later reference
-                return [n + 1, total * 0.5 ** ((e[0] - ref) / hl) + pts, e[0]]
-            return [n + 1, total + pts * 0.5 ** ((ref - e[0]) / hl), ref]
+                acc[0], acc[1], acc[2] = n + 1, total * 0.5 ** ((e[0] - ref) / hl) + pts, e[0]
+            else:
+                acc[0], acc[1] = n + 1, total + pts * 0.5 ** ((ref - e[0]) / hl)
+            return acc
         if kind == ONCE:
             return e if acc is None or e < acc else acc
         if kind == PER_NAME:
@@ -174,13 +186,13 @@ class LiveRules:
         top = st.top
         if top is None:
             return
-        for i, kind in enumerate(self._kind):
+        for i, horizon in self._windows:
             acc = st.rules[i]
-            if kind == WINDOW and acc and top - acc[0][0] > self._horizon[i]:
-                st.rules[i] = [e for e in acc if top - e[0] <= self._horizon[i]]
-        for c, w in enumerate(self._counter_window):
+            if acc and top - acc[0][0] > horizon:
+                st.rules[i] = [e for e in acc if top - e[0] <= horizon]
+        for c, w in self._counter_windows:
             times = st.times[c]
-            if w is not None and times and top - times[0] > w:
+            if times and top - times[0] > w:
                 st.times[c] = [x for x in times if top - x <= w]
         if st.recent is not None and self._velocity is not None:
             v = self._velocity

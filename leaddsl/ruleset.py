@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import plan as P
 from .ast import NO_SPAN
+from .codegen import Generated, generate
 from .errors import RecordError
 from .records import check_contact, check_event, parse_time, to_datetime
 from .results import Check, ContactResult, Contribution, QualifyCheck
@@ -48,6 +50,7 @@ class EvalState:
         "ranks",
         "qualified",
         "reasons",
+        "detail",
     )
 
     def __init__(self, ruleset: Ruleset, attrs_: Mapping[str, Any], as_of: float | None) -> None:
@@ -68,6 +71,9 @@ class EvalState:
         self.ranks: dict[str, int] = {}
         self.qualified = False
         self.reasons: tuple[str, ...] = ()
+        # A summary state (from the generated scorer) lacks the per-rule events and hits:
+        # this rebuilds the full state, for explain() and for velocity tests.
+        self.detail: Callable[[], EvalState] | None = None
 
 
 Pred = Callable[[EvalState], bool]
@@ -101,10 +107,16 @@ class Ruleset:
         diagnostics: tuple[Any, ...] = (),
         extra: tuple[P.Cond, ...] = (),
         account_extra: tuple[P.Cond, ...] = (),
+        *,
+        generated: bool = True,
     ) -> None:
         """``extra`` (and ``account_extra``): conditions outside the plan, such as filters,
-        compiled now so that the events they test are counted when contacts are scored."""
+        compiled now so that the events they test are counted when contacts are scored.
+        ``generated=False`` scores with the closures alone (the generated scorer's reference)."""
         self.plan = plan
+        self.generated = generated
+        self._generated: Generated | None = None
+        self._generate_lock = threading.Lock()
         self.diagnostics = diagnostics
         self._rules = plan.event_rules
         self._models = tuple(m.name for m in plan.models)
@@ -232,6 +244,54 @@ class Ruleset:
         ``events`` are ``(epoch, id, action, object, name)``; ``score`` and ``score_all`` call this.
         ``adjustments`` are manual ones, ``(epoch, id, model, points, reason)``.
         """
+        fast = self._scorer()
+        if fast is not None:
+            st = fast(attrs_, events, as_of, adjustments)
+            # Later events may join the list: the detail replays the ones scored here.
+            st.detail = partial(self._state, attrs_, events, len(events), st.as_of, adjustments)
+        else:
+            st = self._state(attrs_, events, len(events), as_of, adjustments)
+        # The state is finished: the result shares its dicts rather than copying them.
+        return ContactResult(
+            id=str(attrs_["id"]),
+            total=st.total,
+            scores=st.scores,
+            labels=st.labels,
+            qualified=st.qualified,
+            disqualified=bool(st.reasons),
+            reasons=st.reasons,
+            as_of=to_datetime(st.as_of),
+            state=st,
+        )
+
+    def _scorer(self) -> Callable[..., EvalState] | None:
+        """The generated scorer, written on first use (and again when a filter compiled since
+        added event tests); None where the closures score: when asked, for an account block,
+        and for velocity tests, which need every rule's events (the summary lacks them)."""
+        gen = self._generated
+        if gen is not None and gen.counters == len(self._counter_keys):
+            return gen.fn
+        if not self.generated or any(isinstance(c, P.Gained) for c in self._compiled):
+            return None
+        with self._generate_lock:
+            gen = self._generated = generate(self)
+        return gen.fn
+
+    def detailed(self, st: EvalState) -> EvalState:
+        """The full state of a summary state (itself when already full)."""
+        return st if st.detail is None else st.detail()
+
+    def _state(
+        self,
+        attrs_: Mapping[str, Any],
+        events: list[tuple[float, str, str, str | None, str | None]],
+        n: int,
+        as_of: float | None,
+        adjustments: list[tuple[float, str, str, float, str]] | None,
+    ) -> EvalState:
+        """The closure evaluator: the full state of a contact from its first ``n`` events."""
+        if n < len(events):
+            events = events[:n]
         if as_of is None and events:
             as_of = max(e[0] for e in events)
         st = EvalState(self, attrs_, as_of)
@@ -260,18 +320,7 @@ class Ruleset:
                 counters[c].append(t)
         st.last_time = last
         self._finish(st)
-        # The state is finished: the result shares its dicts rather than copying them.
-        return ContactResult(
-            id=str(attrs_["id"]),
-            total=st.total,
-            scores=st.scores,
-            labels=st.labels,
-            qualified=st.qualified,
-            disqualified=bool(st.reasons),
-            reasons=st.reasons,
-            as_of=to_datetime(as_of),
-            state=st,
-        )
+        return st
 
     # ---- event index ---------------------------------------------------------------------
 
@@ -386,6 +435,7 @@ class Ruleset:
     # ---- explanation -----------------------------------------------------------------------
 
     def contributions(self, st: EvalState) -> tuple[Contribution, ...]:
+        st = self.detailed(st)
         out: list[tuple[int, Contribution]] = []
         for i, rule in enumerate(self._rules):
             picked = st.selected[i]
@@ -432,6 +482,7 @@ class Ruleset:
         return tuple(c for _, c in out) + adjustment_rows(st)
 
     def qualify_checks(self, st: EvalState) -> tuple[QualifyCheck, ...]:
+        st = self.detailed(st)
         checks = []
         for line, pred in zip(self.plan.qualify, self._qualify, strict=True):
             parts = [Check(text, self._pred(cond)(st)) for text, cond in line.parts]
@@ -573,6 +624,7 @@ class Ruleset:
 
     def _gained(self, st: EvalState, model: str | None, window: float) -> float:
         """Undecayed points the model's event rules counted from events of the last window."""
+        st = self.detailed(st)
         as_of = st.as_of or 0.0
         parts = []
         for i, rule in enumerate(self._rules):
