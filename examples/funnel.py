@@ -14,7 +14,9 @@ really there. This world is made so that we know what that is (TRUTH below):
 - paid search ("ads") brings contacts with more intent than social posts.
 
 Each contact is active for about six weeks and its outcome is decided one to two months after
-it appeared (``open`` if that falls after the end of the data). Winners keep visiting the
+it appeared (``open`` if that falls after the end of the data); an account is won with its
+first won contact if its decision maker is engaged (else only one time in four), and lost
+when all its contacts' outcomes are decided otherwise. Winners keep visiting the
 pricing page and the docs *after* signing: scoring them as of the end of the data, instead of
 just before their outcome, makes pricing look even better than it is (the leak a backtest must
 avoid). Only the standard library is used; the same arguments always write the same bytes.
@@ -143,6 +145,22 @@ def simulate(n_contacts: int = 1500, seed: int = 7) -> dict[str, list[dict[str, 
             for _ in range(rng.randint(2, 8)):
                 add(p, decided + rng.uniform(1, 60), "visited", "page", "docs", "web")
         outcomes.append(record)
+
+    by_account: dict[str, list[dict[str, Any]]] = {}
+    for p, o in zip(people, outcomes, strict=True):
+        if p["account"] is not None:
+            by_account.setdefault(p["account"], []).append(o)
+    for a in accounts:
+        mine = by_account.get(a["id"], [])
+        wins = sorted(o["at"] for o in mine if o["outcome"] == "won")
+        # A committee whose decision maker is engaged closes; others mostly stall.
+        if wins and (a["id"] in engaged or rng.random() < 0.25):
+            outcomes.append({"account": a["id"], "outcome": "won", "at": wins[0]})
+        elif mine and all(o["outcome"] != "open" for o in mine):
+            outcomes.append({"account": a["id"], "outcome": "lost",
+                             "at": max(o["at"] for o in mine)})
+        elif mine:
+            outcomes.append({"account": a["id"], "outcome": "open", "at": _iso(DAYS)})
 
     contacts = []
     for p in people:

@@ -334,14 +334,16 @@ def _rule_stats(run: Backtest, cases: Sequence[Case], base: float | None) -> tup
                 statistics.fmean(p for _, p in hits) if hits else 0.0,
             )
         )
-    return tuple(_flag(stats, base))
+    return tuple(_flag(stats, base, won_total, lost_total))
 
 
-def _flag(stats: list[RuleStat], base: float | None) -> list[RuleStat]:
+def _flag(stats: list[RuleStat], base: float | None, won: int, lost: int) -> list[RuleStat]:
     """Flag rules whose points disagree with what they predict.
 
     - ``overrated``: gives points, yet the cases it fires for convert no better than average
       (lift below 1.1) — the loyal-reader trap;
+    - no flag for a rule that fires for every case (its lift is 1 by construction) or whose
+      points are not per hit (account aggregates), nor on fewer than MIN_CASES cases;
     - ``underrated``: converts at 1.5 times the base rate or more (the interval's low end above
       the base rate) but gives fewer points on average than the typical positive rule;
     - ``negative but converts``: takes points away from cases that convert above the base rate.
@@ -354,7 +356,9 @@ def _flag(stats: list[RuleStat], base: float | None) -> list[RuleStat]:
     for s in stats:
         flag = None
         lift = s.rate.lift
-        if s.rate.cases >= MIN_CASES and lift is not None:
+        everyone = s.fired_lost == lost and s.fired_won == won  # lift 1 by construction
+        enough = s.rate.cases >= MIN_CASES and not everyone
+        if s.points is not None and enough and lift is not None:
             if s.mean_points > 0 and lift < 1.1:
                 flag = "overrated"
             elif s.mean_points > 0 and lift >= 1.5 and s.rate.low > base:
