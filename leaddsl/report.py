@@ -223,8 +223,9 @@ def _subject_report(run: Backtest, subject: str) -> Report | None:
         segments += _segment(name, everything, base, functools.partial(_label, name))
     segments += _segment("qualified", everything, base,
                          lambda c: ["yes" if c.result.qualified else "no"])
-    segments += _segment("disqualified", everything, base,
-                         lambda c: list(c.result.reasons) or ["no"])
+    if any(c.result.disqualified for c in everything):
+        segments += _segment("disqualified", everything, base,
+                             lambda c: list(c.result.reasons) or ["no"])
     if subject == "contact":
         segments += _segment(
             "channel", everything, base, lambda c: list(c.channels) or ["(no event points)"]

@@ -257,3 +257,9 @@ def test_cli_names_a_bad_outcome_record(tmp_path: Path) -> None:
     assert "contacts: 1 won, 0 lost" in collected.stdout
     missing = run("report", tmp_path / "r.lead", "--data", tmp_path / "nowhere")
     assert missing.returncode == 1 and "no contacts.ndjson" in missing.stderr
+
+
+def test_the_funnel_script_is_formatted_and_compiles() -> None:
+    text = SCRIPT.read_text(encoding="utf-8")
+    assert leaddsl.format(text, str(SCRIPT)) == text
+    assert not [d for d in leaddsl.check(text) if d.is_error]
