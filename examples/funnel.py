@@ -157,8 +157,9 @@ def simulate(n_contacts: int = 1500, seed: int = 7) -> dict[str, list[dict[str, 
         if wins and (a["id"] in engaged or rng.random() < 0.25):
             outcomes.append({"account": a["id"], "outcome": "won", "at": wins[0]})
         elif mine and all(o["outcome"] != "open" for o in mine):
+            # Decided when its first contact's deal was, like a won account.
             outcomes.append({"account": a["id"], "outcome": "lost",
-                             "at": max(o["at"] for o in mine)})
+                             "at": min(o["at"] for o in mine)})
         elif mine:
             outcomes.append({"account": a["id"], "outcome": "open", "at": _iso(DAYS)})
 

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from .backtest import History
+from .records import Rejected
 from .report import Quality, quality
 from .ruleset import Ruleset
 from .stats import auc
@@ -66,13 +67,18 @@ class Side:
 
 @attrs.frozen
 class RuleDiff:
+    """What moves between two scripts; ``rejected`` the records either script set aside."""
+
     moves: tuple[Move, ...]
     contacts: tuple[Spread, Spread]
     accounts: tuple[Spread, Spread] | None
     outcomes: tuple[Side, Side] | None
+    rejected: tuple[Rejected, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        data = attrs.asdict(self, filter=lambda a, _: a.name != "rejected")
+        data["rejected"] = [{"source": r.source, "reason": r.reason} for r in self.rejected]
+        return data
 
     def render(self) -> str:
         out: list[str] = []
@@ -140,8 +146,10 @@ def diff(old: Ruleset, new: Ruleset, history: History) -> RuleDiff:
         >>> [(m.id, m.what, m.before, m.after) for m in d.moves]
         [('c1', 'qualified', 'yes', 'no')]
     """
-    old_engine, _ = history.engine(old)
-    new_engine, _ = history.engine(new)
+    old_engine, rejected = history.engine(old)
+    new_engine, new_rejected = history.engine(new)
+    # A record valid under one script may not be under the other (a number it compares).
+    rejected += tuple(r for r in new_rejected if r not in rejected)
     before, after = old_engine.contacts(), new_engine.contacts()
     moves = _moves("contact", before, after)
     spreads = (_spread(before), _spread(after))
@@ -152,8 +160,10 @@ def diff(old: Ruleset, new: Ruleset, history: History) -> RuleDiff:
         account_spreads = (_spread(a_before), _spread(a_after))
     sides = None
     if len(history.outcomes):
-        sides = (_outcomes(old, history), _outcomes(new, history))
-    return RuleDiff(tuple(moves), spreads, account_spreads, sides)
+        (old_side, old_out), (new_side, new_out) = _outcomes(old, history), _outcomes(new, history)
+        sides = (old_side, new_side)
+        rejected += tuple(r for r in old_out + new_out if r not in rejected)
+    return RuleDiff(tuple(moves), spreads, account_spreads, sides, rejected)
 
 
 def _moves(subject: str, before: Sequence[Any], after: Sequence[Any]) -> list[Move]:
@@ -205,11 +215,11 @@ def _spread(results: Sequence[Any]) -> Spread:
     )
 
 
-def _outcomes(rules: Ruleset, history: History) -> Side:
+def _outcomes(rules: Ruleset, history: History) -> tuple[Side, tuple[Rejected, ...]]:
     run = history.backtest(rules)
     contacts = run.of("contact")
     accounts = run.of("account")
-    return Side(
+    side = Side(
         auc([c.result.total for c in contacts], [c.outcome.won for c in contacts]),
         quality(contacts),
         auc([c.result.total for c in accounts], [c.outcome.won for c in accounts])
@@ -217,3 +227,4 @@ def _outcomes(rules: Ruleset, history: History) -> Side:
         else None,
         quality(accounts) if accounts else None,
     )
+    return side, run.rejected

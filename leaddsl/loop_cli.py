@@ -73,15 +73,14 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "diff":
         from .diff import diff
 
-        old, new = load(args.old), load(args.new)
-        _set_aside(history.engine(old)[1] + history.outcomes.rejected)
-        changes = diff(old, new, history)
+        changes = diff(load(args.old), load(args.new), history)
+        _set_aside(changes.rejected)
         out.write(_json(changes.to_dict()) if args.format == "json" else changes.render())
         return 0
     from .tune import tune
 
-    _set_aside(history.outcomes.rejected)
     tuned = tune(load(args.rules), history, held_out=args.held_out, seed=args.seed, l2=args.l2)
+    _set_aside(tuned.rejected)
     if args.write is not None:
         args.write.write_text(tuned.text, encoding="utf-8")
     if args.format == "json":

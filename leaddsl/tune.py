@@ -24,6 +24,7 @@ from .backtest import Case, History
 from .diagnostics import Source
 from .errors import LeadDSLError
 from .formatter import format_script
+from .records import Rejected
 from .report import Quality, quality
 from .ruleset import Ruleset
 from .script import compile as compile_script
@@ -67,6 +68,7 @@ class Tuned:
     held_out: int
     before: Fit
     after: Fit
+    rejected: tuple[Rejected, ...] = ()  # records set aside while backtesting
 
     @property
     def auc_gain(self) -> float | None:
@@ -83,6 +85,7 @@ class Tuned:
             "before": attrs.asdict(self.before),
             "after": attrs.asdict(self.after),
             "auc_gain": self.auc_gain,
+            "rejected": [{"source": r.source, "reason": r.reason} for r in self.rejected],
             "script": self.text,
         }
 
@@ -181,6 +184,7 @@ def tune(
         _measure(train, test),
         _measure([after_cases[c.outcome.id] for c in train],
                  [after_cases[c.outcome.id] for c in test]),
+        run.rejected,
     )
 
 

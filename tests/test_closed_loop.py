@@ -263,3 +263,24 @@ def test_the_funnel_script_is_formatted_and_compiles() -> None:
     text = SCRIPT.read_text(encoding="utf-8")
     assert leaddsl.format(text, str(SCRIPT)) == text
     assert not [d for d in leaddsl.check(text) if d.is_error]
+
+
+def test_the_account_report_sees_the_committee_truth(data: Path, rules: leaddsl.Ruleset) -> None:
+    """Committees whose decision maker is engaged close more (planted at the account level)."""
+    accounts = report(History.from_dir(data).backtest(rules)).accounts
+    assert accounts is not None and accounts.won > 50 and accounts.lost > 30
+    decision_maker = rule(accounts, 'when any contact where role = "decision maker"')
+    assert decision_maker.share_won > decision_maker.share_lost + 0.15
+    assert accounts.auc is not None and accounts.auc > 0.65
+
+
+def test_diff_reports_records_only_one_script_refuses() -> None:
+    h = History(contacts=[{"id": "c1", "employees": "many"}, {"id": "c2", "employees": 50}],
+                errors="collect")
+    old = leaddsl.compile("when opened email: +1")
+    new = leaddsl.compile("when employees >= 10: +5")
+    d = diff(old, new, h)
+    assert [r.source for r in d.rejected] == ["contacts[0]"]
+    assert "expected a number, got 'many'" in d.rejected[0].reason
+    assert d.contacts[0].count == 2 and d.contacts[1].count == 1
+    assert d.to_dict()["rejected"][0]["source"] == "contacts[0]"

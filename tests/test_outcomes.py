@@ -281,3 +281,24 @@ def test_logistic_fit_sets_the_penalised_gradient_to_zero(
     # The intercept's equation: predicted and observed wins agree (it is not penalised).
     predicted = sum(fit.predict(r) for r in rows)
     assert abs(predicted - sum(labels)) < 1e-5
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.sampled_from(["won", "LOST", "open", "c1",
+                                                           "2026-01-01T00:00:00Z", "1e400"]))
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["contact", "account", "outcome", "at",
+                                                 "value", "id"]), _values), max_size=6))
+def test_any_outcome_records_give_outcomes_or_a_record_error(recs: list[dict[str, object]],
+                                                             ) -> None:
+    try:
+        got = read_outcomes(recs)
+    except leaddsl.RecordError as err:
+        assert err.source is not None and err.source.startswith("outcomes[")
+        collected = read_outcomes(recs, errors="collect")
+        assert len(collected.outcomes) + len(collected.rejected) == len(recs)
+        assert collected.rejected
+    else:
+        assert len(got.outcomes) == len(recs)
+        assert all(o.outcome in ("won", "lost", "open") for o in got)
