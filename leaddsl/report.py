@@ -39,6 +39,7 @@ class Rate:
     low: float
     high: float
     lift: float | None
+    value_won: float = 0.0  # the outcomes' ``value`` summed over the won cases
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -138,11 +139,12 @@ class Report:
             "",
             "conversion by segment (95% Wilson interval; lift = rate / base rate)",
         ]
-        out.append(_table(["segment", "value", "won", "cases", "rate", "interval", "lift"],
-                          [_rate_row(s.dimension, s) for s in self.segments]))
+        money = any(s.value_won for s in self.segments)
+        head = ["segment", "value", "won", "cases", "rate", "interval", "lift"]
+        head += ["won value"] if money else []
+        out.append(_table(head, [_rate_row(s.dimension, s, money) for s in self.segments]))
         out.append("\nconversion by score quintile (calibration)")
-        out.append(_table(["segment", "value", "won", "cases", "rate", "interval", "lift"],
-                          [_rate_row("score", s) for s in self.by_score]))
+        out.append(_table(head, [_rate_row("score", s, money) for s in self.by_score]))
         out.append("\nrules: fired among won and lost, conversion when fired, lift, points")
         rows = [
             [
@@ -249,11 +251,11 @@ def _label(name: str, case: Case) -> list[str | None]:
 
 
 def _rate(dimension: str, value: str, won: int, cases: int, open_: int,
-          base: float | None) -> Rate:
+          base: float | None, value_won: float = 0.0) -> Rate:
     rate = won / cases if cases else None
     lift = rate / base if rate is not None and base else None
     low, high = wilson(won, cases)
-    return Rate(dimension, value, cases, won, open_, rate, low, high, lift)
+    return Rate(dimension, value, cases, won, open_, rate, low, high, lift, value_won)
 
 
 def _segment(
@@ -263,16 +265,21 @@ def _segment(
     values: Callable[[Case], list[str | None]],
 ) -> list[Rate]:
     """One Rate per value; a case may count under several values (channels)."""
-    tally: dict[str, list[int]] = {}
+    tally: dict[str, list[float]] = {}
     for c in cases:
         for v in values(c):
-            t = tally.setdefault(str(v), [0, 0, 0])
+            t = tally.setdefault(str(v), [0, 0, 0, 0.0])
             if not c.outcome.decided:
                 t[2] += 1
             else:
                 t[0] += c.outcome.won
                 t[1] += 1
-    return [_rate(dimension, v, w, n, o, base) for v, (w, n, o) in sorted(tally.items())]
+                if c.outcome.won:
+                    t[3] += c.outcome.value or 0.0
+    return [
+        _rate(dimension, v, int(w), int(n), int(o), base, m)
+        for v, (w, n, o, m) in sorted(tally.items())
+    ]
 
 
 def _quintiles(cases: Sequence[Case], base: float | None) -> tuple[Rate, ...]:
@@ -291,7 +298,8 @@ def _quintiles(cases: Sequence[Case], base: float | None) -> tuple[Rate, ...]:
         if chunk:
             lo, hi = chunk[0].result.total, chunk[-1].result.total
             won = sum(1 for c in chunk if c.outcome.won)
-            out.append(_rate("score", f"{lo:.1f} to {hi:.1f}", won, len(chunk), 0, base))
+            value = sum(c.outcome.value or 0.0 for c in chunk if c.outcome.won)
+            out.append(_rate("score", f"{lo:.1f} to {hi:.1f}", won, len(chunk), 0, base, value))
         start = max(start, end)
     return tuple(out)
 
@@ -390,9 +398,10 @@ def _clip(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _rate_row(dimension: str, s: Rate) -> list[str]:
-    return [dimension, s.value, str(s.won), str(s.cases), _pct(s.rate),
-            _interval((s.low, s.high)), _num(s.lift, 3)]
+def _rate_row(dimension: str, s: Rate, money: bool = False) -> list[str]:
+    row = [dimension, s.value, str(s.won), str(s.cases), _pct(s.rate),
+           _interval((s.low, s.high)), _num(s.lift, 3)]
+    return row + [f"{s.value_won:,.0f}"] if money else row
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:

@@ -116,7 +116,12 @@ def fit_logistic(
         var = sum((r[j] - means[j]) ** 2 for r in rows) / n
         sds.append(math.sqrt(var) if var > 1e-18 else 0.0)
     live = [j for j in range(d) if sds[j] > 0]  # a constant feature carries nothing
-    xs = [[1.0] + [(r[j] - means[j]) / sds[j] for j in live] for r in rows]
+    # Scaled but not centred: rule hits are mostly zeros, and keeping them zero lets each
+    # Newton step touch only the features a case has (the intercept absorbs the means).
+    xs = [
+        [(0, 1.0)] + [(pos, r[j] / sds[j]) for pos, j in enumerate(live, 1) if r[j] != 0]
+        for r in rows
+    ]
     ys = [1.0 if y else 0.0 for y in labels]
     k = len(live) + 1
     beta = [0.0] * k
@@ -128,18 +133,15 @@ def fit_logistic(
         grad = [0.0] * k
         hess = [[0.0] * k for _ in range(k)]
         for x, y in zip(xs, ys, strict=True):
-            p = _sigmoid(sum(b * v for b, v in zip(beta, x, strict=True)))
+            p = _sigmoid(sum(beta[a] * v for a, v in x))
             w = p * (1 - p)
             err = p - y
-            for a in range(k):
-                xa = x[a]
-                if xa == 0.0:
-                    continue
-                grad[a] += err * xa
-                wa = w * xa
+            for i, (a, va) in enumerate(x):
+                grad[a] += err * va
+                wa = w * va
                 row = hess[a]
-                for b in range(a, k):
-                    row[b] += wa * x[b]
+                for b, vb in x[i:]:
+                    row[b] += wa * vb
         for a in range(1, k):
             grad[a] += l2 * beta[a]
             hess[a][a] += l2
@@ -152,11 +154,9 @@ def fit_logistic(
         if max(abs(s) for s in step) < tol:
             break
     coef = [0.0] * d
-    intercept = beta[0]
     for pos, j in enumerate(live, 1):
         coef[j] = beta[pos] / sds[j]
-        intercept -= coef[j] * means[j]
-    return Logistic(intercept, tuple(coef), it)
+    return Logistic(beta[0], tuple(coef), it)
 
 
 def solve(a: Sequence[Sequence[float]], b: Sequence[float]) -> list[float]:

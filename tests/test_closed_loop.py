@@ -94,7 +94,7 @@ def test_the_report_finds_the_planted_truth(contacts: Report) -> None:
     assert ads.low > social.high
 
 
-def test_the_report_adds_up(contacts: Report) -> None:
+def test_the_report_adds_up(contacts: Report, data: Path) -> None:
     q = contacts.qualification
     assert q.qualified_won + q.missed_won == contacts.won
     assert q.qualified_lost + q.rejected_lost == contacts.lost
@@ -103,6 +103,11 @@ def test_the_report_adds_up(contacts: Report) -> None:
         contacts.won + contacts.lost
     )
     assert sum(s.cases for s in contacts.by_score) == contacts.won + contacts.lost
+    won_value = sum(s.value_won for s in contacts.segments if s.dimension == "band")
+    planted = sum(o.value or 0 for o in History.from_dir(data).outcomes if o.won
+                  and o.subject == "contact")
+    assert won_value == planted
+    assert won_value == sum(s.value_won for s in contacts.by_score) > 1_000_000
     for s in contacts.segments:
         assert s.low <= (s.rate or 0) <= s.high
         if s.rate is not None and contacts.base_rate:
