@@ -15,6 +15,8 @@ from .report import OutcomeReport, Rate, Report
 
 __all__ = ["html_report"]
 
+_FLAG_COLOURS = {"overrated": "#c33", "underrated": "#2a9d5b", "negative but converts": "#e08a00"}
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:980px;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
@@ -102,27 +104,29 @@ def _bars(rates: Sequence[Rate], base: float | None) -> str:
 
 
 def _lift_chart(rep: Report) -> str:
-    """Bars of each rule's lift around 1 (no better than average), flagged rules in red."""
+    """Bars of each rule's lift around 1 (no better than average), coloured by their flag."""
     rules = [r for r in rep.rules if r.rate.lift is not None]
     if not rules:
         return "<p>No rule fired for a decided case.</p>"
-    row, left, width = 20, 330, 420
+    row, left, width = 20, 400, 380
     top = max(2.0, *(r.rate.lift or 0.0 for r in rules))
-    height = row * len(rules) + 24
+    height = row * len(rules) + 40
     svg = [f'<svg width="{left + width + 60}" height="{height}" role="img">']
     for i, r in enumerate(rules):
         y = 4 + i * row
         lift = r.rate.lift or 0.0
-        colour = "#c33" if r.flag else "#4a7ab8"
+        colour = _FLAG_COLOURS.get(r.flag or "", "#4a7ab8")
         svg.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">'
-                   f"{escape(_clip(f'line {r.line}: {r.rule}', 52))}</text>")
+                   f"{escape(_clip(f'line {r.line}: {r.rule}', 60))}</text>")
         svg.append(f'<rect x="{left}" y="{y + 3}" width="{width * lift / top:.1f}" '
                    f'height="{row - 6}" fill="{colour}"/>')
         svg.append(f'<text x="{left + width * lift / top + 4:.1f}" y="{y + 13}">{lift:.2f}</text>')
     x = left + width / top
-    svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height - 16}" stroke="#222" '
+    svg.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height - 32}" stroke="#222" '
                'stroke-dasharray="4 3"/>')
-    svg.append(f'<text x="{x:.1f}" y="{height - 4}" text-anchor="middle">lift 1</text></svg>')
+    svg.append(f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle">lift 1</text>')
+    legend = "  ".join(f'<tspan fill="{c}">■ {flag}</tspan>' for flag, c in _FLAG_COLOURS.items())
+    svg.append(f'<text x="{left}" y="{height - 4}">{legend}</text></svg>')
     return "".join(svg)
 
 
