@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import leaddsl
 from leaddsl import ast as A
@@ -289,3 +291,25 @@ def test_diff_reports_records_only_one_script_refuses() -> None:
     assert "expected a number, got 'many'" in d.rejected[0].reason
     assert d.contacts[0].count == 2 and d.contacts[1].count == 1
     assert d.to_dict()["rejected"][0]["source"] == "contacts[0]"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_rewriting_points_changes_exactly_the_points(draw: st.DataObject) -> None:
+    """The example script with any whole points: same rules, the new points, comments kept."""
+    from leaddsl.tune import _rewrite
+
+    text = (EXAMPLES / "rules.lead").read_text(encoding="utf-8")
+    plan = leaddsl.compile(text).plan
+    rules = [*plan.event_rules, *plan.condition_rules]
+    points = {
+        (r.span.start, r.span.end): float(draw.draw(st.integers(-500, 500), label=r.text))
+        for r in rules
+    }
+    new = leaddsl.compile(_rewrite(text, "rules.lead", points))
+    got = {r.text.split(":")[0]: r.points for r in [*new.plan.event_rules,
+                                                   *new.plan.condition_rules]}
+    want = {r.text.split(":")[0]: points[(r.span.start, r.span.end)] for r in rules}
+    assert got == want
+    assert new.plan.qualify == plan.qualify and new.plan.steps == plan.steps
+    assert "# Sales sees grades and bands" in new.source
