@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from .backtest import History
+from .backtest import BEFORE, History
+from .errors import LeadDSLError
 from .records import Rejected
 from .script import load
 
@@ -30,9 +31,14 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--errors", choices=("raise", "collect"), default="raise",
                        help="stop at a bad record, or set bad records aside and report them")
 
+    def before(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--before", type=float, default=0.0, metavar="DAYS",
+                       help="score each outcome DAYS before it (default: just before)")
+
     p = sub.add_parser("report", help="what each band, channel and rule predicts, on outcomes")
     p.add_argument("rules", type=Path)
     data_args(p)
+    before(p)
     p.add_argument("--format", choices=("table", "json", "html"), default="table")
 
     p = sub.add_parser("diff", help="what changes between two scripts, on the same history")
@@ -44,6 +50,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("tune", help="fit the points of a script's rules to the outcomes")
     p.add_argument("rules", type=Path)
     data_args(p)
+    before(p)
     p.add_argument("--held-out", type=float, default=0.3,
                    help="share of contacts kept out of the fit to measure it (default 0.3)")
     p.add_argument("--seed", type=int, default=0, help="which contacts are held out")
@@ -58,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from .report import report
 
-        backtest = history.backtest(load(args.rules))
+        backtest = history.backtest(load(args.rules), before=_seconds(args.before))
         _set_aside(backtest.rejected)
         made = report(backtest)
         if args.format == "json":
@@ -79,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from .tune import tune
 
-    tuned = tune(load(args.rules), history, held_out=args.held_out, seed=args.seed, l2=args.l2)
+    tuned = tune(load(args.rules), history, held_out=args.held_out, seed=args.seed, l2=args.l2,
+                 before=_seconds(args.before))
     _set_aside(tuned.rejected)
     if args.write is not None:
         args.write.write_text(tuned.text, encoding="utf-8")
@@ -90,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
         out.write(f"\nproposed script written to {args.write}\n" if args.write else
                   "\nproposed script:\n\n" + tuned.text)
     return 0
+
+
+def _seconds(days: float) -> float:
+    if not days >= 0:
+        raise LeadDSLError(f"--before takes a number of days of 0 or more, got {days!r}")
+    return max(BEFORE, days * 86_400)
 
 
 def _set_aside(rejected: tuple[Rejected, ...]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from . import ast as A
-from .backtest import Case, History
+from .backtest import BEFORE, Case, History
 from .diagnostics import Source
 from .errors import LeadDSLError
 from .formatter import format_script
@@ -122,6 +122,7 @@ def tune(
     held_out: float = 0.3,
     seed: int = 0,
     l2: float = 1.0,
+    before: float = BEFORE,
 ) -> Tuned:
     """Fit the points of ``rules``' contact rules to the contact outcomes of ``history``.
 
@@ -133,6 +134,8 @@ def tune(
         held_out: the share of decided contacts kept out of the fit, to measure it.
         seed: which contacts are held out (a seeded shuffle of the ids).
         l2: the ridge penalty on standardised weights; larger shrinks more towards 0.
+        before: score each contact this many seconds before its outcome (default: just
+            before), e.g. 14 days to learn what predicts a sale two weeks ahead.
 
     Raises:
         LeadDSLError: too few decided contact outcomes, or no rules to tune.
@@ -145,7 +148,7 @@ def tune(
     targets.sort(key=lambda t: t[0].start)
     if not targets:
         raise LeadDSLError("the script has no contact rules whose points could be tuned")
-    run = history.backtest(rules)
+    run = history.backtest(rules, before=before)
     cases = [c for c in run.of("contact") if not c.result.disqualified]
     ids = sorted(c.outcome.id for c in cases)
     random.Random(seed).shuffle(ids)
@@ -173,7 +176,7 @@ def tune(
         Weight(t[1], t[0].line, t[2], t[3], new_points[(t[0].start, t[0].end)], beta)
         for t, beta in zip(targets, model.coef, strict=True)
     )
-    after_run = history.backtest(proposed)
+    after_run = history.backtest(proposed, before=before)
     after_cases = {c.outcome.id: c for c in after_run.of("contact")}
     return Tuned(
         text,

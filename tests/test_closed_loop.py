@@ -262,6 +262,8 @@ def test_cli_names_a_bad_outcome_record(tmp_path: Path) -> None:
     collected = run("report", tmp_path / "r.lead", "--data", tmp_path, "--errors", "collect")
     assert collected.returncode == 0 and "set aside" in collected.stderr
     assert "contacts: 1 won, 0 lost" in collected.stdout
+    negative = run("report", tmp_path / "r.lead", "--data", tmp_path, "--before", "-3")
+    assert negative.returncode == 1 and "--before takes a number of days" in negative.stderr
     missing = run("report", tmp_path / "r.lead", "--data", tmp_path / "nowhere")
     assert missing.returncode == 1 and "no contacts.ndjson" in missing.stderr
 

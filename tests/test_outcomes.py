@@ -302,3 +302,12 @@ def test_any_outcome_records_give_outcomes_or_a_record_error(recs: list[dict[str
     else:
         assert len(got.outcomes) == len(recs)
         assert all(o.outcome in ("won", "lost", "open") for o in got)
+
+
+def test_before_scores_each_outcome_earlier() -> None:
+    run = history().backtest(RULES, before=4.5 * 86_400)  # c1: day 0.5, after its pricing visit
+    assert [c.result.total for c in run.of("contact")] == [20.0, 1.0]
+    run = history().backtest(RULES, before=5.5 * 86_400)  # c1: before everything it did
+    assert [c.result.total for c in run.of("contact")] == [0.0, 1.0]
+    with pytest.raises(leaddsl.LeadDSLError, match="before must be at least"):
+        history().backtest(RULES, before=0)
