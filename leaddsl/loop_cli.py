@@ -61,11 +61,12 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
+    before = _seconds(getattr(args, "before", 0.0))  # a bad option fails before any reading
     history = History.from_dir(args.data, args.outcomes, errors=args.errors)
     if args.command == "report":
         from .report import report
 
-        backtest = history.backtest(load(args.rules), before=_seconds(args.before))
+        backtest = history.backtest(load(args.rules), before=before)
         _set_aside(backtest.rejected)
         made = report(backtest)
         if args.format == "json":
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from .tune import tune
 
     tuned = tune(load(args.rules), history, held_out=args.held_out, seed=args.seed, l2=args.l2,
-                 before=_seconds(args.before))
+                 before=before)
     _set_aside(tuned.rejected)
     if args.write is not None:
         args.write.write_text(tuned.text, encoding="utf-8")
