@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from . import loop_cli
 from .accounts import AccountResult
 from .bulk import Scored, score_all
 from .errors import LeadDSLError, ScriptError
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
             who = p.add_mutually_exclusive_group(required=True)
             who.add_argument("--contact", help="the contact id")
             who.add_argument("--account", help="the account id")
+    loop_cli.add_parsers(sub)
     return ap
 
 
@@ -89,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fmt(args.files, args.check)
         if args.command == "repl":
             return _repl(args.rules, args.data)
+        if args.command in loop_cli.COMMANDS:
+            return loop_cli.run(args)
         rules = load(args.rules)
         accounts_only = getattr(args, "accounts_only", False)
         if (accounts_only or getattr(args, "account", None)) and rules.accounts is None:

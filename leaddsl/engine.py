@@ -590,6 +590,37 @@ class Engine:
         self._score_accounts(a for a in self.graph.bottom_up([aid]) if a not in done)
         return done[aid]
 
+    def contact_at(self, cid: str, at: object) -> ContactResult:
+        """A contact's result at another time, as if nothing after ``at`` had happened yet.
+
+        Computed afresh and not kept: backtests ask for each contact as of its own outcome.
+        Events later than ``at`` are ignored, so a result never peeks at the future.
+        """
+        attrs_ = self._attrs.get(cid)
+        if attrs_ is None:
+            raise LeadDSLError(f"unknown contact {cid!r}")
+        when = parse_time(at, source="at", field="at")
+        return self.rules.score_parsed(attrs_, self._events[cid], when, self._adjust.get(cid))
+
+    def account_at(self, aid: str, at: object) -> AccountResult:
+        """An account's result at another time, its contacts and subsidiaries as of then too."""
+        rules = self._account_rules()
+        if aid not in self._account_attrs:
+            raise LeadDSLError(f"unknown account {aid!r}")
+        when = parse_time(at, source="at", field="at")
+        graph = self.graph
+        done: dict[str, AccountResult] = {}
+        for a in graph.bottom_up([aid]):
+            done[a] = rules.score_account(
+                self._account_attrs[a],
+                [self.contact_at(c, when) for c in graph.members_unsorted(a)],
+                [done[c] for c in graph.children(a)],
+                when,
+                graph.parent(a),
+                [adj for adj in self._account_adjust.get(a, ()) if adj[0] <= when],
+            )
+        return done[aid]
+
     def _score_accounts(self, order: Iterable[str]) -> None:
         """Score accounts given subsidiaries first; each one's subsidiaries must be scored."""
         rules = self._account_rules()

@@ -70,14 +70,17 @@ def format(text: str, filename: str = "<script>") -> str:
     return _render(_statements(parse(Source(text, filename)).statements, 0), text)
 
 
-def format_script(script: A.Script) -> str:
+def format_script(script: A.Script, comments_from: str | None = None) -> str:
     """The canonical text of a script's AST; ends with one newline unless the script is empty.
+
+    ``comments_from`` is the text the AST was parsed from: its comments are kept, placed by
+    the nodes' spans (so a changed copy made with ``attrs.evolve`` keeps them too).
 
     Raises:
         ValueError: the AST holds something the syntax cannot express (an empty block, an
             ``and`` with no items, a non-finite number).
     """
-    return _render(_statements(script.statements, 0), None)
+    return _render(_statements(script.statements, 0), comments_from)
 
 
 # ---- statements ------------------------------------------------------------------
