@@ -10,6 +10,7 @@ give the same events, so this is a speed path only.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice, repeat
@@ -47,14 +48,17 @@ class Chunk:
     name_of: Callable[[int], str]
 
 
+Event = tuple[float, str, str, str | None, str | None]  # (at, id, action, object, name)
+
+
 @attrs.frozen
 class Columns:
-    """A plain chunk's events, ready to take in: one entry per record, in order."""
+    """A plain chunk's events by contact (each contact's in the order given), ready to take in."""
 
-    contacts: list[str]
-    events: list[tuple[float, str, str, str | None, str | None]]  # (at, id, action, object, name)
+    groups: dict[str, list[Event]]
     ids: set[str]
     latest: float
+    count: int
 
 
 def chunks(data: Any, name: str, rejected: list[Rejected] | None) -> Iterator[Chunk]:
@@ -166,8 +170,6 @@ def plain_columns(
     unique = set(ids)
     if len(unique) != len(ids) or not seen.isdisjoint(unique):
         return None  # duplicates: the record-by-record path counts them
-    if not known.keys() >= set(contacts):
-        return None
     try:
         stamps = list(map(_fromiso, cast(list[str], ats)))
         if None in set(map(_tzinfo, stamps)):
@@ -179,10 +181,10 @@ def plain_columns(
     if lo < MIN_TIME or hi > MAX_TIME:
         return None
     # The checks above made these text (mypy cannot follow them).
-    texts = cast(list[str], ids)
-    return Columns(
-        cast(list[str], contacts),
-        list(zip(times, texts, cast(list[str], actions), objects, names, strict=True)),
-        cast(set[str], unique),
-        hi,
-    )
+    events = zip(times, cast(list[str], ids), cast(list[str], actions), objects, names, strict=True)
+    groups: defaultdict[str, list[Event]] = defaultdict(list)
+    for contact, event in zip(cast(list[str], contacts), events, strict=True):
+        groups[contact].append(event)
+    if not known.keys() >= groups.keys():
+        return None  # an unknown contact: the record-by-record path names it
+    return Columns(groups, cast(set[str], unique), hi, len(recs))

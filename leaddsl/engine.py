@@ -401,7 +401,8 @@ class Engine:
             if self._store is not None:
                 self._store.add_record("contacts", cid, rec, source)
             self._events[cid] = []
-            self._forget(cid)  # its accounts have one more member now; other accounts stay
+            if self._contact_results or self._account_results:
+                self._forget(cid)  # its accounts have one more member now; other accounts stay
             added += 1
             if problem is not None:
                 reject(source, problem, rec)  # the contact stays, as an orphan
@@ -436,15 +437,19 @@ class Engine:
                     plain = plain_columns(chunk.records, by_contact, seen.ids)
                 if plain is not None:
                     seen.ids |= plain.ids
-                    if ingest or self._states:
-                        for contact, event in zip(plain.contacts, plain.events, strict=True):
-                            self._take(contact, event, ingest)
-                    else:  # a history: no summaries to keep up to date
-                        for contact, event in zip(plain.contacts, plain.events, strict=True):
-                            by_contact[contact].append(event)
+                    states = self._states
+                    for contact, events in plain.groups.items():
+                        state = states.get(contact)
+                        by_contact[contact] += events
+                        if state is not None:
+                            add = self._live_rules().add
+                            for event in events:
+                                add(state, *event)
+                        elif ingest:
+                            self._state(contact)  # built from its events, these included
                     if track:
-                        touched.update(plain.contacts)
-                    count += len(plain.events)
+                        touched.update(plain.groups)
+                    count += plain.count
                     if latest is None or plain.latest > latest:
                         latest = plain.latest
                     continue
@@ -755,11 +760,7 @@ class Engine:
     def _state(self, cid: str) -> ContactState:
         state = self._states.get(cid)
         if state is None:  # built once from the log, then kept up to date event by event
-            live = self._live_rules()
-            state = live.new()
-            for at, eid, action, obj, name in self._events[cid]:
-                live.add(state, at, eid, action, obj, name)
-            self._states[cid] = state
+            state = self._states[cid] = self._live_rules().build(self._events[cid])
         return state
 
     def _chain(self, cid: str) -> list[tuple[str, str]]:

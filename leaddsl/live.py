@@ -21,7 +21,7 @@ engine replays the contact's events instead (the state has forgotten what left i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import plan as P
@@ -150,6 +150,63 @@ class LiveRules:
             if self._counter_window[c] is not None:
                 st.times[c].append(t)
         self._prune(st)
+
+    def build(
+        self, events: Sequence[tuple[float, str, str, str | None, str | None]]
+    ) -> ContactState:
+        """The state of these events (already deduplicated), made at once: what adding them
+        one by one makes, with each decayed sum taken against its latest event in one pass."""
+        st = self.new()
+        if not events:
+            return st
+        rules = self.rules
+        memo, targets = rules._memo, rules._targets
+        hits: list[list[Hit]] = [[] for _ in self._kind]
+        times: list[list[float]] = [[] for _ in self._counter_window]
+        top = None
+        for t, eid, action, obj, name in events:
+            if top is None or t > top:
+                top = t
+            key = (action, obj, name)
+            rule_ids, counter_ids = memo.get(key) or targets(key)
+            if rule_ids:
+                e = (t, eid, name)
+                for i in rule_ids:
+                    hits[i].append(e)
+            for c in counter_ids:
+                times[c].append(t)
+        st.top = top
+        for i, mine in enumerate(hits):
+            if not mine:
+                continue
+            kind = self._kind[i]
+            if kind == SUM:
+                hl = self._half_life[i]
+                if hl is None:
+                    st.rules[i] = [len(mine)]
+                else:
+                    ref = max(e[0] for e in mine)
+                    pts = self._points[i]
+                    decayed = math.fsum([pts * 0.5 ** ((ref - e[0]) / hl) for e in mine])
+                    st.rules[i] = [len(mine), decayed, ref]
+            elif kind == ONCE:
+                st.rules[i] = min(mine)
+            elif kind == PER_NAME:
+                first: dict[str | None, Hit] = {}
+                for e in mine:
+                    if e[2] not in first or e < first[e[2]]:
+                        first[e[2]] = e
+                st.rules[i] = first
+            else:
+                st.rules[i] = sorted(mine)
+            if st.recent is not None:
+                st.recent[i] = sorted(mine)
+        for c, mine_t in enumerate(times):
+            st.counts[c] = len(mine_t)
+            if self._counter_window[c] is not None:
+                st.times[c] = sorted(mine_t)
+        self._prune(st)
+        return st
 
     def _join(self, i: int, acc: Any, e: Hit, top: float) -> Any:
         kind = self._kind[i]

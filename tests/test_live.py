@@ -318,3 +318,46 @@ def test_impossible_times_and_wrong_shapes_are_record_errors(engine: leaddsl.Eng
         engine.top_contacts(where={"nope": "x"})
     with pytest.raises(leaddsl.LeadDSLError, match="one condition on one line"):
         engine.top_contacts(where="score >= 1; qualify when score > 2")
+
+
+@LIVE
+@given(st.data())
+def test_a_state_built_at_once_equals_one_built_event_by_event(data: st.DataObject) -> None:
+    """LiveRules.build (how an engine makes a contact's first summary from its log) gives the
+    state that adding the events one by one gives: the same results at the latest event and
+    later, and the same firsts, counts and windows."""
+    rules, contact, events = _drawn(data)
+    events = _unique(events)
+    live = LiveRules(rules)
+    one_by_one = _state(live, events)
+    parsed = []
+    for i, ev in enumerate(events):
+        rec = leaddsl.records.check_event(ev, f"events[{i}]")
+        parsed.append((rec.at, rec.id or f"events[{i}]", rec.action, rec.object, rec.name))
+    at_once = live.build(parsed)
+    assert at_once.top == one_by_one.top
+    assert at_once.counts == one_by_one.counts
+    top = at_once.top
+
+    def inside(times: list[Any], window: float | None) -> list[Any]:
+        # Event by event, a window drops old events only once the oldest it holds is out.
+        if window is None or top is None:
+            return sorted(times)
+        return sorted(x for x in times if top - (x[0] if isinstance(x, tuple) else x) <= window)
+
+    windows = live._counter_window
+    assert [inside(t, w) for t, w in zip(at_once.times, windows, strict=True)] == [
+        inside(t, w) for t, w in zip(one_by_one.times, windows, strict=True)
+    ]
+    for i, (a, b) in enumerate(zip(at_once.rules, one_by_one.rules, strict=True)):
+        if isinstance(a, list) and a and isinstance(a[0], tuple):  # a window's events
+            assert inside(a, live._horizon[i]) == inside(b, live._horizon[i])
+        elif isinstance(a, list) and len(a) == 3:  # a decayed sum: same count and reference
+            assert a[0] == b[0] and a[2] == b[2] and a[1] == pytest.approx(b[1], rel=1e-12)
+        else:
+            assert a == b
+    attrs_ = leaddsl.records.check_contact(contact, "contact", rules.plan.numeric_attributes)
+    for later in (0.0, 86400.0 * 3):
+        when = None if at_once.top is None else at_once.top + later
+        _assert_same(_plain(live.result(attrs_, at_once, when)),
+                     _plain(live.result(attrs_, one_by_one, when)))
