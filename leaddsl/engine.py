@@ -258,6 +258,7 @@ class Engine:
         self._account_attrs: dict[str, dict[str, Any]] = {}
         self._events: dict[str, list[ParsedEvent]] = {}
         self._seen = SeenIds(self._events)  # (contact, event id): an id counts once
+        self._words: dict[Any, Any] = {}  # one object per action, object and name
         self._latest: float | None = None
         self._fixed = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
         self._contact_results: dict[str, ContactResult] = {}
@@ -434,7 +435,7 @@ class Engine:
                     progress("events read", read)
                 plain = None
                 if store is None:  # plain chunks are checked by columns
-                    plain = plain_columns(chunk.records, by_contact, seen.ids)
+                    plain = plain_columns(chunk.records, by_contact, seen.ids, self._words)
                 if plain is not None:
                     seen.ids |= plain.ids
                     states = self._states
@@ -465,6 +466,8 @@ class Engine:
                         assert ev.contact is not None
                         parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
                     contact, eid, t, action, obj, name = parsed
+                    share = self._words.setdefault  # see plain_columns
+                    action, obj, name = share(action, action), share(obj, obj), share(name, name)
                     if contact not in by_contact:
                         if ingest and self.auto_contacts:
                             self.load(contacts=[{"id": contact}])
@@ -822,6 +825,8 @@ class Engine:
             assert ev.contact is not None
             parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
         cid, eid, at, action, obj, name = parsed
+        share = self._words.setdefault  # see plain_columns
+        action, obj, name = share(action, action), share(obj, obj), share(name, name)
         if cid not in self._attrs:
             if not self.auto_contacts:
                 raise RecordError(
