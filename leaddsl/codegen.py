@@ -36,16 +36,20 @@ _NUM = (int, float)
 
 
 class Generated:
-    """A generated scorer: ``fn(attrs, events, as_of, adjustments) -> EvalState``."""
+    """A generated scorer: ``fn(attrs, events, as_of, adjustments) -> EvalState``, and its
+    second half ``finish(state, per_model, every)``: from the rules' points to the totals,
+    labels and flags (live results come in there, with the points of their summaries)."""
 
     def __init__(
         self,
         fn: Callable[..., EvalState],
+        finish: Callable[[EvalState, dict[str, list[float]], list[float]], EvalState],
         source: str,
         source_map: dict[int, int],
         counters: int,
     ) -> None:
         self.fn = fn
+        self.finish = finish
         self.source = source
         self.source_map = source_map  # generated line number -> the script's line
         self.counters = counters  # event tests it counts: a later filter may add more
@@ -169,10 +173,9 @@ class _Writer:
                 return f"(_missing({self.attr(name)}) is {self.const(not present)})"
             case P.EventCount(action=a, object=o, name=n, at_least=k, window=w):
                 slot = self.rules._counter_keys.index((a, o, n))
-                times = f"c{slot}"
-                if w is None:
-                    return f"(len({times}) >= {self.const(k)})"
-                return f"(_within({times}, when, {self.const(w)}) >= {self.const(k)})"
+                if w is None:  # a live state counts all time, and keeps only recent times
+                    return f"(n{slot} >= {self.const(k)})"
+                return f"(_within(c{slot}, when, {self.const(w)}) >= {self.const(k)})"
             case P.Inactive(window=w):
                 return f"(last is None or when - last > {self.const(w)})"
             case P.IsQualified() if late:
@@ -234,13 +237,23 @@ def generate(rules: Ruleset) -> Generated:
             deep = 3
         w.emit(f"m{models[rule.model]}.append(d)", deep)
         w.emit("every.append(d)", deep)
-    # ---- condition rules (fit), then manual adjustments: _tally_conditions ---------------------
-    for crule in plan.condition_rules:
+    w.line = 0
+    w.emit("return finish(st, per_model, every)")
+    body_spans, w.spans = w.spans, {}
+
+    # ---- finish: condition rules, adjustments, totals, steps (live results use it too) ---------
+    finish: list[str] = []
+    w.lines = finish
+    hits = []
+    for j, crule in enumerate(plan.condition_rules):
         w.line = crule.span.line
-        w.emit(f"if {w.cond(crule.condition, late=False)}:")
+        w.emit(f"h{j} = {w.cond(crule.condition, late=False)}")
+        w.emit(f"if h{j}:")
         w.emit(f"m{models[crule.model]}.append({w.const(crule.points)})", 2)
         w.emit(f"every.append({w.const(crule.points)})", 2)
+        hits.append(f"h{j}")
     w.line = 0
+    w.emit(f"st.condition_hits = [{', '.join(hits)}]")
     w.emit("for adj in st.adjustments:")
     w.emit("per_model[adj[2]].append(adj[3])", 2)
     w.emit("every.append(adj[3])", 2)
@@ -262,7 +275,9 @@ def generate(rules: Ruleset) -> Generated:
             tests = []
             for qline in plan.qualify:
                 tests.append(w.cond(qline.condition, late=True))
+            w.line = plan.qualify[0].line if len(plan.qualify) == 1 else 0
             w.emit("st.qualified = not st.reasons and (" + (" or ".join(tests) or "False") + ")")
+            w.line = 0
         elif kind == "ladder":
             labels_used = True
             name, rungs = data
@@ -316,16 +331,30 @@ def generate(rules: Ruleset) -> Generated:
     w.emit("for i in firsts:", 3)
     w.emit("sel[i].append(x)", 4)
     w.emit("st.last_time = last")
-    w.emit("when = as_of or 0.0")
     for i in range(n_rules):
         w.emit(f"s{i} = sel[{i}]")
-    for slot in range(n_counters):
-        w.emit(f"c{slot} = sel[{n_rules + slot}]")
     w.emit(f"st.counters = sel[{n_rules}:]")
     w.emit("per_model = {" + ", ".join(f"{w.const(m)}: []" for m in models) + "}")
     for m, i in models.items():
         w.emit(f"m{i} = per_model[{w.const(m)}]")
     w.emit("every = []")
+
+    # finish(st, per_model, every): the state holds attrs, as_of, last_time, counters (and
+    # counts, for a live state), adjustments.
+    top: list[str] = []
+    w.lines = top
+    w.emit("def finish(st, per_model, every):", 0)
+    w.emit("attrs = st.attrs")
+    w.emit("as_of = st.as_of")
+    w.emit("when = as_of or 0.0")
+    w.emit("last = st.last_time")
+    w.emit("counters = st.counters")
+    w.emit("counts = st.counts")
+    for slot in range(n_counters):
+        w.emit(f"c{slot} = counters[{slot}]")
+        w.emit(f"n{slot} = len(c{slot}) if counts is None else counts[{slot}]")
+    for m, i in models.items():
+        w.emit(f"m{i} = per_model[{w.const(m)}]")
     if labels_used:
         w.emit("labels = st.labels")
         w.emit("ranks = st.ranks")
@@ -352,14 +381,18 @@ def generate(rules: Ruleset) -> Generated:
         return hit
 
     w.ns["index"] = index
-    offset = len(head)
-    lines = head + body
+    # The line map: body lines follow head; finish's lines follow its prelude, after score.
+    lines = head + body + [""] + top + finish
+    source_map: dict[int, int] = {}
+    for n, script_line in w.spans.items():  # the lines of the last list written (finish)
+        source_map[len(head) + len(body) + 1 + len(top) + n] = script_line
+    for n, script_line in body_spans.items():
+        source_map[len(head) + n] = script_line
     source = "\n".join(lines) + "\n"
-    source_map = {n + offset: span for n, span in w.spans.items()}
     code = compile(source, f"<leaddsl generated: {plan.filename}>", "exec")
     namespace = dict(w.ns)
     exec(code, namespace)  # noqa: S102 - our own source: invented names, values as data
-    return Generated(namespace["score"], source, source_map, n_counters)
+    return Generated(namespace["score"], namespace["finish"], source, source_map, n_counters)
 
 
 def _rung(plan: P.Plan, ladder: str, rank: int) -> P.Cond:

@@ -357,10 +357,14 @@ class LiveRules:
             per_model[rule.model].append(final)
             every.append(final)
         ev.selected = selected  # what velocity tests read (recent events of each rule)
-        rules._tally_conditions(ev, per_model, every)
-        ev.scores = {m: math.fsum(v) for m, v in per_model.items()}
-        ev.total = math.fsum(every)
-        rules._classify(ev)
+        finish = rules.finisher()
+        if finish is not None:
+            finish(ev, per_model, every)
+        else:
+            rules._tally_conditions(ev, per_model, every)
+            ev.scores = {m: math.fsum(v) for m, v in per_model.items()}
+            ev.total = math.fsum(every)
+            rules._classify(ev)
         return ContactResult(
             id=str(attrs_["id"]),
             total=ev.total,

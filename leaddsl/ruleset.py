@@ -268,14 +268,26 @@ class Ruleset:
         """The generated scorer, written on first use (and again when a filter compiled since
         added event tests); None where the closures score: when asked, for an account block,
         and for velocity tests, which need every rule's events (the summary lacks them)."""
+        gen = self._generation()
+        return None if gen is None else gen.fn
+
+    def finisher(
+        self,
+    ) -> Callable[[EvalState, dict[str, list[float]], list[float]], EvalState] | None:
+        """The generated second half of scoring, from the rules' points to totals, labels and
+        flags (``_tally_conditions`` then ``_classify``); None where the closures score."""
+        gen = self._generation()
+        return None if gen is None else gen.finish
+
+    def _generation(self) -> Generated | None:
         gen = self._generated
         if gen is not None and gen.counters == len(self._counter_keys):
-            return gen.fn
+            return gen
         if not self.generated or any(isinstance(c, P.Gained) for c in self._compiled):
             return None
         with self._generate_lock:
             gen = self._generated = generate(self)
-        return gen.fn
+        return gen
 
     def detailed(self, st: EvalState) -> EvalState:
         """The full state of a summary state (itself when already full)."""
