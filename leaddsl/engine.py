@@ -141,8 +141,8 @@ _UTC = UTC
 def _fast_event(rec: Any) -> tuple[str, str | None, float, str, str | None, str | None] | None:
     """The fields of a plainly well-formed event, or None to let check_event judge it."""
     # The common case costs a few type checks; anything else takes the validating path,
-    # which gives the same values or the error naming the field. (Engine._load_events has
-    # the same checks inline.)
+    # which gives the same values or the error naming the field. (columns.plain_columns
+    # makes the same checks a chunk at a time.)
     if type(rec) is not dict:
         return None
     action, at, contact = rec.get("action"), rec.get("at"), rec.get("contact")

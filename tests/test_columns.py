@@ -1,0 +1,114 @@
+"""Bulk loading by columns (leaddsl/columns.py) is a speed path only: an engine loaded with it
+holds exactly what the record-by-record path gives, and names the same bad records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import leaddsl
+import leaddsl.columns
+import leaddsl.engine
+
+RULES = leaddsl.compile("when visited page any: +1\nwhen opened email: +2\n")
+CONTACTS = [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}]
+
+# Mostly plain events; now and then something the columns must decline.
+PLAIN = st.fixed_dictionaries(
+    {
+        "id": st.sampled_from([f"e{i}" for i in range(12)]),
+        "contact": st.sampled_from(["c1", "c2", "c3"]),
+        "action": st.sampled_from(["visited", "opened"]),
+        "at": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-02T12:00:00+02:00",
+                               "2026-01-03T00:00:00"]),
+    },
+    optional={
+        "object": st.sampled_from(["page", "email"]),
+        "name": st.sampled_from(["pricing", "n1"]),
+        "channel": st.sampled_from(["web", "email"]),
+    },
+)
+ODD = st.one_of(
+    PLAIN.map(lambda e: {**e, "id": 7}),  # an int id is an id too
+    PLAIN.map(lambda e: {k: v for k, v in e.items() if k != "id"}),  # no id
+    PLAIN.map(lambda e: {**e, "contact": "nobody"}),
+    PLAIN.map(lambda e: {**e, "at": "yesterday"}),
+    PLAIN.map(lambda e: {**e, "channel": 5}),
+    PLAIN.map(lambda e: {**e, "action": ""}),
+    PLAIN.map(lambda e: {**e, "at": 1767225600}),  # epoch seconds
+    st.just(["not", "an", "object"]),
+)
+EVENTS = st.lists(st.one_of(PLAIN, PLAIN, PLAIN, ODD), max_size=30)
+
+
+def _snapshot(engine: leaddsl.Engine, report: leaddsl.engine.LoadReport) -> dict[str, Any]:
+    return {
+        "events": {cid: list(evs) for cid, evs in engine._events.items()},
+        "count": report.events,
+        "duplicates": report.duplicates,
+        "rejected": [(r.source, r.reason) for r in report.rejected],
+        "as_of": engine.as_of,
+        "totals": {r.id: r.total for r in engine.contacts()},
+    }
+
+
+def _load(monkeypatch: pytest.MonkeyPatch, columns: bool, events: list[Any],
+          chunk: int) -> dict[str, Any]:
+    with monkeypatch.context() as m:
+        m.setattr(leaddsl.columns, "CHUNK", chunk)
+        if not columns:
+            m.setattr(leaddsl.engine, "plain_columns", lambda *args: None)
+        engine = leaddsl.Engine(RULES)
+        engine.load(contacts=CONTACTS)
+        report = engine.load(events=events, errors="collect")
+        return _snapshot(engine, report)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(events=EVENTS, chunk=st.sampled_from([1, 4, 64]))
+def test_columns_give_what_records_give(monkeypatch: pytest.MonkeyPatch, events: list[Any],
+                                        chunk: int) -> None:
+    assert _load(monkeypatch, True, events, chunk) == _load(monkeypatch, False, events, chunk)
+
+
+def test_a_plain_history_takes_the_column_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[int] = []
+    real = leaddsl.columns.plain_columns
+
+    def spy(*args: Any) -> Any:
+        out = real(*args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(leaddsl.engine, "plain_columns", spy)
+    engine = leaddsl.Engine(RULES)
+    engine.load(contacts=CONTACTS)
+    engine.load(events=[{"id": f"e{i}", "contact": "c1", "action": "opened", "object": "email",
+                         "at": "2026-01-01T00:00:00Z"} for i in range(10)])
+    assert taken == [True]
+    assert engine.contact("c1").total == 20.0
+
+
+def test_a_bad_line_in_a_file_is_named_by_its_line(tmp_path: Path) -> None:
+    lines = [orjson.dumps({"id": f"e{i}", "contact": "c1", "action": "opened",
+                           "object": "email", "at": "2026-01-01T00:00:00Z"}) for i in range(5)]
+    lines.insert(3, b"")  # blank: skipped
+    lines.insert(4, b'{"id": "bad", "contact": "c1", "action": "opened", "at": "soon"}')
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    engine = leaddsl.Engine(RULES)
+    engine.load(contacts=CONTACTS)
+    with pytest.raises(leaddsl.RecordError) as err:
+        engine.load(events=path)
+    assert err.value.source == f"{path}:5" and err.value.field == "at"
+    # The records before it stay loaded, and the as-of time follows them.
+    assert engine.events == 3 and engine.contact("c1").total == 6.0
+    report = engine.load(events=path, errors="collect")
+    assert [r.source for r in report.rejected] == [f"{path}:5"]
+    assert report.duplicates == 3 and engine.events == 5
