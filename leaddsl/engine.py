@@ -747,7 +747,9 @@ class Engine:
 
     def _replayer(self, cid: str) -> Callable[[], ContactResult]:
         """A replay of the contact's events as they are now, for explain()."""
-        attrs_, events = self._attrs[cid], list(self._events[cid])
+        # The log only grows: the replay takes its first n events (no copy per result).
+        attrs_, log = self._attrs[cid], self._events[cid]
+        n = len(log)
         adjustments, as_of = list(self._adjust.get(cid, ())), self._as_of()
         if not self._log_complete:
 
@@ -758,7 +760,7 @@ class Engine:
                 )
 
             return refuse
-        return lambda: self.rules.score_parsed(attrs_, events, as_of, adjustments)
+        return lambda: self.rules.score_parsed(attrs_, log[:n], as_of, adjustments)
 
     def _state(self, cid: str) -> ContactState:
         state = self._states.get(cid)
