@@ -428,6 +428,7 @@ class Engine:
         # Only results already computed need forgetting; a first bulk load has none.
         track = bool(self._contact_results or self._account_results or store is not None)
         count = duplicates = read = 0
+        unbuilt: set[str] = set()  # contacts that get their first live summary at the end
         try:
             for chunk in chunks(data, "events", rejected):
                 read += len(chunk.records)
@@ -447,7 +448,7 @@ class Engine:
                             for event in events:
                                 add(state, *event)
                         elif ingest:
-                            self._state(contact)  # built from its events, these included
+                            unbuilt.add(contact)
                     if track:
                         touched.update(plain.groups)
                     count += plain.count
@@ -496,7 +497,12 @@ class Engine:
                         continue  # the same event delivered twice counts once
                     else:
                         seen.add(contact, eid)
-                    self._take(contact, (t, eid, action, obj, name), ingest)
+                    state = self._states.get(contact)
+                    by_contact[contact].append((t, eid, action, obj, name))
+                    if state is not None:
+                        self._live_rules().add(state, t, eid, action, obj, name)
+                    elif ingest:
+                        unbuilt.add(contact)
                     if track:
                         touched.add(contact)
                         if store is not None:
@@ -507,6 +513,8 @@ class Engine:
                     if latest is None or t > latest:
                         latest = t
         finally:  # what came before a bad record stays taken in, as-of time included
+            for cid in unbuilt:  # each made once, from its whole log
+                self._state(cid)
             self.events += count
             self._latest = latest
             if store is not None:
@@ -522,16 +530,6 @@ class Engine:
                 for cid in touched:
                     self._forget(cid)
         return count, duplicates
-
-    def _take(self, cid: str, event: ParsedEvent, ingest: bool) -> None:
-        """Add a new event to a contact's events, and to its live summary if it has one
-        (``ingest``: it gets one)."""
-        state = self._states.get(cid)
-        self._events[cid].append(event)
-        if state is not None:
-            self._live_rules().add(state, *event)
-        elif ingest:
-            self._state(cid)  # built from the events, this one included
 
     def _forget(self, cid: str) -> None:
         """Drop a contact's result and those of the accounts above it."""

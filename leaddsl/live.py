@@ -185,7 +185,7 @@ class LiveRules:
                 if hl is None:
                     st.rules[i] = [len(mine)]
                 else:
-                    ref = max(e[0] for e in mine)
+                    ref = max(mine)[0]  # tuples order by time first
                     pts = self._points[i]
                     decayed = math.fsum([pts * 0.5 ** ((ref - e[0]) / hl) for e in mine])
                     st.rules[i] = [len(mine), decayed, ref]
