@@ -99,16 +99,20 @@ def fit_logistic(
     Features are standardised before the penalty applies, so ``l2`` weighs every rule alike
     whatever its scale (a count of opens and a yes/no fit rule); the intercept is not
     penalised. The coefficients returned are on the original scale. The penalty keeps the
-    problem strictly convex, so Newton converges even when a feature separates the classes.
+    problem strictly convex, so an optimum exists even when a feature separates the classes
+    (without it there is none: the weight would grow forever); each Newton step is halved
+    until the penalised loss falls, so the iteration cannot overshoot.
 
     Args:
         rows: one feature vector per case, all the same length.
         labels: True for won.
-        l2: the penalty ``l2/2 * sum(beta**2)`` on standardised coefficients.
+        l2: the penalty ``l2/2 * sum(beta**2)`` on standardised coefficients, more than 0.
     """
     n = len(rows)
     if n == 0 or n != len(labels):
         raise ValueError("fit_logistic needs as many labels as rows, and at least one")
+    if not l2 > 0:
+        raise ValueError(f"l2 must be more than 0, got {l2!r}")
     d = len(rows[0])
     means = [sum(r[j] for r in rows) / n for j in range(d)]
     sds = []
@@ -128,6 +132,16 @@ def fit_logistic(
     rate = sum(ys) / n
     if 0 < rate < 1:
         beta[0] = math.log(rate / (1 - rate))
+
+    def loss(beta: list[float]) -> float:
+        total = l2 / 2 * sum(b * b for b in beta[1:])
+        for x, y in zip(xs, ys, strict=True):
+            z = sum(beta[a] * v for a, v in x)
+            # log(1 + e^z) - y z, without overflow for large |z|
+            total += (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+        return total
+
+    current = loss(beta)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         grad = [0.0] * k
@@ -150,7 +164,13 @@ def fit_logistic(
                 hess[a][b] = hess[b][a]
         hess[0][0] += 1e-9  # all one class: keep the system solvable
         step = solve(hess, grad)
-        beta = [b - s for b, s in zip(beta, step, strict=True)]
+        for _ in range(40):  # damped: halve the step until the loss does not rise
+            trial = [b - s for b, s in zip(beta, step, strict=True)]
+            after = loss(trial)
+            if after <= current + 1e-12 * abs(current):
+                break
+            step = [s / 2 for s in step]
+        beta, current = trial, after
         if max(abs(s) for s in step) < tol:
             break
     coef = [0.0] * d

@@ -142,6 +142,8 @@ def tune(
     """
     if not 0 < held_out < 1:
         raise LeadDSLError(f"held_out must be between 0 and 1, got {held_out!r}")
+    if not l2 > 0:
+        raise LeadDSLError(f"l2 must be more than 0 (the penalty keeps the fit finite), got {l2!r}")
     plan = rules.plan
     targets = [(r.span, r.model, r.text, r.points) for r in plan.event_rules]
     targets += [(c.span, c.model, c.text, c.points) for c in plan.condition_rules]
@@ -231,9 +233,13 @@ def _round(points: float) -> float:
 
 
 def _measure(train: Sequence[Case], test: Sequence[Case]) -> Fit:
-    """AUC and log-loss on ``test`` of the total score, calibrated to odds on ``train``."""
+    """AUC and log-loss on ``test`` of the total score, calibrated to odds on ``train``.
+
+    The calibration is a one-feature logistic fit with a light ridge penalty: a total that
+    separates winners from losers perfectly has no unpenalised fit.
+    """
     calib = fit_logistic([[c.result.total] for c in train], [c.outcome.won for c in train],
-                         l2=0.0)
+                         l2=1.0)
     probs = [calib.predict([c.result.total]) for c in test]
     labels = [c.outcome.won for c in test]
     return Fit(

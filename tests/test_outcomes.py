@@ -311,3 +311,36 @@ def test_before_scores_each_outcome_earlier() -> None:
     assert [c.result.total for c in run.of("contact")] == [0.0, 1.0]
     with pytest.raises(leaddsl.LeadDSLError, match="before must be at least"):
         history().backtest(RULES, before=0)
+
+
+def test_logistic_fit_survives_a_feature_that_separates_the_classes() -> None:
+    """Perfect separation has no unpenalised optimum; the ridge keeps one, and damped Newton
+    steps reach it instead of overshooting into a singular system."""
+    rows = [[float(i)] for i in range(40)]
+    labels = [i >= 20 for i in range(40)]
+    for l2 in (1.0, 1e-3):
+        fit = fit_logistic(rows, labels, l2=l2)
+        assert math.isfinite(fit.coef[0]) and fit.coef[0] > 0
+        assert fit.predict([39.0]) > 0.5 > fit.predict([0.0])
+        assert abs(sum(fit.predict(r) for r in rows) - 20) < 1e-5  # the intercept's equation
+    with pytest.raises(ValueError, match="l2 must be more than 0"):
+        fit_logistic(rows, labels, l2=0.0)
+
+
+def test_tune_on_a_score_that_already_separates_winners() -> None:
+    """The calibration of the current script's total must not break when it is perfect."""
+    from leaddsl.tune import tune
+
+    contacts = [{"id": f"c{i:02d}"} for i in range(40)]
+    events = [ev(f"p{i}", f"c{i:02d}", "pricing", 1) for i in range(20)]
+    events += [ev(f"o{i}", f"c{i:02d}", "news", 1, action="opened", obj="email")
+               for i in range(40)]
+    outcomes = [{"contact": f"c{i:02d}", "outcome": "won" if i < 20 else "lost", "at": at(30)}
+                for i in range(40)]
+    rules = leaddsl.compile('when visited page "pricing": +3\nwhen opened email: +1\n'
+                            "qualify when score >= 3")
+    tuned = tune(rules, History(contacts=contacts, events=events, outcomes=outcomes))
+    assert tuned.before.auc == 1.0 and tuned.after.auc == 1.0
+    assert math.isfinite(tuned.before.log_loss) and math.isfinite(tuned.after.log_loss)
+    with pytest.raises(leaddsl.LeadDSLError, match="l2 must be more than 0"):
+        tune(rules, History(contacts=contacts, events=events, outcomes=outcomes), l2=0)
