@@ -8,6 +8,7 @@ outcome, so events at or after the outcome never count.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .records import Rejected, read_ndjson
 from .results import ContactResult
 from .ruleset import Ruleset
 
-__all__ = ["History", "Case", "Backtest", "backtest", "BEFORE"]
+__all__ = ["History", "Case", "Backtest", "backtest", "BEFORE", "held_out"]
 
 BEFORE = 0.001  # seconds: a case is scored this long before its outcome, so ties do not count
 NO_CHANNEL = "(none)"
@@ -151,6 +152,20 @@ class History:
     def backtest(self, rules: Ruleset, *, before: float = BEFORE) -> Backtest:
         """Score each outcome's contact or account as of ``before`` seconds before it."""
         return backtest(rules, self, before=before)
+
+
+def held_out(ident: str, share: float, seed: int = 0) -> bool:
+    """Whether the contact (or account) ``ident`` is in the held-out split of ``share``.
+
+    A hash of the seed and the id alone decides, so the split is the same whatever script
+    scores the history and whatever other records it holds: ``tune`` fits on the rest, and
+    ``diff`` given the same share and seed measures on exactly the contacts the fit never saw;
+    a contact held out stays held out as more outcomes arrive.
+    """
+    if not 0 < share < 1:
+        raise LeadDSLError(f"the held-out share must be between 0 and 1, got {share!r}")
+    digest = hashlib.blake2b(f"{seed}\0{ident}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < share * 2**64
 
 
 def _keep(data: Records) -> Records:

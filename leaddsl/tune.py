@@ -12,7 +12,6 @@ and labels; only the points change. The held-out split measures it against the c
 from __future__ import annotations
 
 import math
-import random
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import attrs
 
 from . import ast as A
 from .backtest import BEFORE, Case, History
+from .backtest import held_out as in_held_out
 from .diagnostics import Source
 from .errors import LeadDSLError
 from .formatter import format_script
@@ -132,7 +132,9 @@ def tune(
 
     Args:
         held_out: the share of decided contacts kept out of the fit, to measure it.
-        seed: which contacts are held out (a seeded shuffle of the ids).
+        seed: which contacts are held out: a hash of the seed and each contact's id decides
+            (leaddsl.backtest.held_out), so ``diff`` with the same share and seed measures on
+            the same contacts.
         l2: the ridge penalty on standardised weights; larger shrinks more towards 0.
         before: score each contact this many seconds before its outcome (default: just
             before), e.g. 14 days to learn what predicts a sale two weeks ahead.
@@ -152,10 +154,7 @@ def tune(
         raise LeadDSLError("the script has no contact rules whose points could be tuned")
     run = history.backtest(rules, before=before)
     cases = [c for c in run.of("contact") if not c.result.disqualified]
-    ids = sorted(c.outcome.id for c in cases)
-    random.Random(seed).shuffle(ids)
-    cut = round(len(ids) * held_out)
-    test_ids = set(ids[:cut])
+    test_ids = {c.outcome.id for c in cases if in_held_out(c.outcome.id, held_out, seed)}
     train = [c for c in cases if c.outcome.id not in test_ids]
     test = [c for c in cases if c.outcome.id in test_ids]
     if len(train) < MIN_CASES or len({c.outcome.won for c in train}) < 2:

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -18,11 +19,11 @@ from hypothesis import strategies as st
 
 import leaddsl
 from leaddsl import ast as A
-from leaddsl.backtest import History
+from leaddsl.backtest import History, held_out
 from leaddsl.diagnostics import Source
 from leaddsl.diff import diff
 from leaddsl.htmlreport import html_report
-from leaddsl.report import Report, report
+from leaddsl.report import Report, quality, report
 from leaddsl.syntax import parse
 from leaddsl.tune import Tuned, tune
 
@@ -240,10 +241,17 @@ def test_cli_tune_writes_a_script_that_diff_reviews(data: Path, tmp_path: Path) 
     assert tuned.returncode == 0, tuned.stderr
     assert "held-out AUC gain: +" in tuned.stdout and out.is_file()
     assert run("check", out).returncode == 0
-    reviewed = run("diff", SCRIPT, out, "--data", data)
+    # tune prints the diff that reviews its proposal on the contacts it held out.
+    command = tuned.stdout.splitlines()[-1].split()
+    assert command[:2] == ["leaddsl", "diff"] and command[-4:] == ["--held-out", "0.3",
+                                                                   "--seed", "0"]
+    reviewed = run(*command[1:])
     assert reviewed.returncode == 0, reviewed.stderr
     assert "contacts change band:" in reviewed.stdout
-    assert "on the outcomes (each scored as of just before it):" in reviewed.stdout
+    assert "held out (share 0.3, seed 0), 199 accounts, each scored as of just before it:" in (
+        reviewed.stdout)
+    bad = run("diff", SCRIPT, out, "--data", data, "--held-out", "2")
+    assert bad.returncode == 1 and "--held-out takes a share between 0 and 1" in bad.stderr
 
 
 def test_cli_names_a_bad_outcome_record(tmp_path: Path) -> None:
@@ -281,6 +289,58 @@ def test_the_account_report_sees_the_committee_truth(data: Path, rules: leaddsl.
     decision_maker = rule(accounts, 'when any contact where role = "decision maker"')
     assert decision_maker.share_won > decision_maker.share_lost + 0.15
     assert accounts.auc is not None and accounts.auc > 0.65
+
+
+def test_diff_measures_on_the_contacts_tune_held_out(data: Path, rules: leaddsl.Ruleset,
+                                                     tuned: Tuned) -> None:
+    """tune's held-out figures are reproduced by diff given the same share and seed: the
+    diff's outcome figures then leave out every contact the fit was trained on."""
+    history = History.from_dir(data)
+    d = diff(rules, leaddsl.compile(tuned.text), history, held_out=0.3, seed=0)
+    assert d.outcomes is not None
+    old_side, new_side = d.outcomes
+    # diff also counts the disqualified contacts tune leaves out of its fit: never qualified,
+    # never won, so only the count of lost and not qualified differs.
+    students = sum(1 for c in history.backtest(rules).of("contact")
+                   if c.result.disqualified and held_out(c.outcome.id, 0.3, 0))
+    assert students > 0 and old_side.contacts == tuned.held_out + students
+    for side, fit in ((old_side, tuned.before), (new_side, tuned.after)):
+        assert side.qualification == attrs.evolve(
+            fit.qualification, rejected_lost=fit.qualification.rejected_lost + students)
+    everyone = diff(rules, leaddsl.compile(tuned.text), history)
+    assert everyone.outcomes is not None and everyone.outcomes[0].contacts == 1364
+    assert "430 contacts held out (share 0.3, seed 0)" in d.render()
+
+
+def test_diff_before_scores_each_outcome_earlier(data: Path, rules: leaddsl.Ruleset) -> None:
+    history = History.from_dir(data)
+    d = diff(rules, rules, history, before=14 * 86_400)
+    assert d.outcomes is not None
+    early = [c for c in history.backtest(rules, before=14 * 86_400).of("contact")]
+    assert d.outcomes[0].qualification == quality(early)
+    assert d.outcomes[0].qualification != quality(history.backtest(rules).of("contact"))
+    assert "each scored as of 14 days before it" in d.render()
+    with pytest.raises(leaddsl.LeadDSLError, match="held_out must be between 0 and 1"):
+        diff(rules, rules, history, held_out=1.0)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=20, unique=True),
+       st.floats(0.05, 0.95), st.integers(0, 5))
+def test_the_held_out_split_depends_on_each_id_alone(ids: list[str], share: float,
+                                                     seed: int) -> None:
+    alone = [held_out(i, share, seed) for i in ids]
+    assert [held_out(i, share, seed) for i in reversed(ids)] == alone[::-1]
+    assert all(held_out(i, min(share + 0.04, 0.99), seed) for i, h in zip(ids, alone,
+                                                                           strict=True) if h)
+
+
+def test_the_held_out_share_is_close_to_the_one_asked_for() -> None:
+    for share in (0.1, 0.3, 0.5):
+        n = sum(held_out(f"c{i}", share, 7) for i in range(20_000))
+        assert abs(n / 20_000 - share) < 0.015
+    with pytest.raises(leaddsl.LeadDSLError, match="between 0 and 1"):
+        held_out("c1", 0.0)
 
 
 def test_diff_reports_records_only_one_script_refuses() -> None:
