@@ -117,6 +117,33 @@ def test_the_report_adds_up(contacts: Report, data: Path) -> None:
             assert s.lift == pytest.approx(s.rate / contacts.base_rate)
 
 
+def test_the_calibration_curve_adds_up_and_tells_a_bad_score_from_a_good_one(
+        data: Path, contacts: Report, tuned: Tuned) -> None:
+    bins = contacts.calibration
+    assert len(bins) == 10 and sum(b.cases for b in bins) == contacts.won + contacts.lost
+    assert sum(b.won for b in bins) == contacts.won
+    assert all(b.low <= b.observed == b.won / b.cases <= b.high for b in bins)
+    assert all(a.score_high < b.score_low for a, b in zip(bins, bins[1:], strict=False))
+    # The starting script's points are out of line with what predicts buying: conversion
+    # rises and falls with its score, far from what a smooth fit predicts. The tuned points
+    # are close to the diagonal.
+    assert contacts.calibration_error is not None and contacts.calibration_error > 0.06
+    better = report(History.from_dir(data).backtest(leaddsl.compile(tuned.text))).contacts
+    assert better is not None and better.calibration_error is not None
+    assert better.calibration_error < contacts.calibration_error / 3
+    assert [b.predicted for b in better.calibration] == sorted(
+        b.predicted for b in better.calibration)
+
+
+def test_no_calibration_curve_on_a_handful_of_cases() -> None:
+    h = History(contacts=[{"id": f"c{i}"} for i in range(12)],
+                outcomes=[{"contact": f"c{i}", "outcome": "won" if i % 3 else "lost",
+                           "at": "2026-04-01"} for i in range(12)])
+    made = report(h.backtest(leaddsl.compile("when opened email: +1"))).contacts
+    assert made is not None and made.calibration == () and made.calibration_error is None
+    assert "calibration" not in made.render()
+
+
 def test_scoring_at_the_end_instead_would_flatter_pricing(data: Path,
                                                           rules: leaddsl.Ruleset,
                                                           contacts: Report) -> None:
@@ -204,6 +231,11 @@ def test_html_report_is_self_contained_and_escaped(data: Path, rules: leaddsl.Ru
     made = report(History.from_dir(data).backtest(rules))
     page = html_report(made, title="<funnel & co>")
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") >= 5
+    assert made.contacts is not None and made.accounts is not None
+    # One calibration chart per subject, a point per bin.
+    assert page.count("Calibration: predicted against observed") == 2
+    assert page.count("<circle") == len(made.contacts.calibration) + len(
+        made.accounts.calibration)
     assert "&lt;funnel &amp; co&gt;" in page and "<funnel" not in page
     assert "<script" not in page and "http" not in page.replace("http://www.w3.org", "")
     risky = leaddsl.compile('when visited page "<b>": +1')
@@ -231,6 +263,9 @@ def test_cli_report_table_json_and_html(data: Path) -> None:
     as_json = orjson.loads(run("report", SCRIPT, "--data", data, "--format", "json").stdout)
     assert as_json["contacts"]["won"] + as_json["contacts"]["lost"] > 1000
     assert as_json["accounts"]["won"] > 0
+    assert len(as_json["contacts"]["calibration"]) == 10
+    assert 0 < as_json["contacts"]["calibration_error"] < 1
+    assert "calibration: P(won) from the score" in table.stdout
     html = run("report", SCRIPT, "--data", data, "--format", "html").stdout
     assert html.startswith("<!DOCTYPE html>")
 

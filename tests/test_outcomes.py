@@ -344,3 +344,20 @@ def test_tune_on_a_score_that_already_separates_winners() -> None:
     assert math.isfinite(tuned.before.log_loss) and math.isfinite(tuned.after.log_loss)
     with pytest.raises(leaddsl.LeadDSLError, match="l2 must be more than 0"):
         tune(rules, History(contacts=contacts, events=events, outcomes=outcomes), l2=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=10, max_size=40),
+       st.integers(0, 39))
+def test_cross_fitted_never_predicts_a_case_from_itself(rows: list[tuple[int, bool]],
+                                                        flip: int) -> None:
+    """Changing one case's outcome leaves its own prediction as it was (it was not in the fit)."""
+    from leaddsl.stats import cross_fitted
+
+    scores, labels = [float(s) for s, _ in rows], [y for _, y in rows]
+    flip %= len(rows)
+    first = cross_fitted(scores, labels)
+    labels[flip] = not labels[flip]
+    second = cross_fitted(scores, labels)
+    assert math.isclose(first[flip], second[flip], rel_tol=1e-9, abs_tol=1e-12)
+    assert all(0 < p < 1 for p in first)
