@@ -145,7 +145,8 @@ class History:
                     continue
                 channel, contact, eid = rec.get("channel"), rec.get("contact"), rec.get("id")
                 if isinstance(channel, str) and channel and contact is not None:
-                    found[(str(contact), source if eid is None else str(eid))] = channel
+                    # the first of a resent id, the one the engine counted
+                    found.setdefault((str(contact), source if eid is None else str(eid)), channel)
             self._channels = found
         return self._channels
 

@@ -361,3 +361,20 @@ def test_cross_fitted_never_predicts_a_case_from_itself(rows: list[tuple[int, bo
     second = cross_fitted(scores, labels)
     assert math.isclose(first[flip], second[flip], rel_tol=1e-9, abs_tol=1e-12)
     assert all(0 < p < 1 for p in first)
+
+
+def test_a_resent_event_keeps_the_channel_of_the_one_that_counted(tmp_path: Path) -> None:
+    """The engine counts an event id once per contact, the first time it arrives: its channel
+    is the first one's, whether the events are records or a file."""
+    events = [ev("x", "c1", "pricing", 1, channel="ads"),
+              ev("x", "c1", "pricing", 2, channel="social"),
+              ev("y", "c1", "pricing", 3, channel="web")]
+    path = tmp_path / "events.ndjson"
+    path.write_text("".join(__import__("json").dumps(e) + "\n" for e in events))
+    rules = leaddsl.compile('when visited page "pricing": +10')
+    for source in (events, path):
+        h = History(contacts=[{"id": "c1"}], events=source,
+                    outcomes=[{"contact": "c1", "outcome": "won", "at": at(9)}])
+        (case,) = h.backtest(rules).cases
+        assert case.result.total == 20.0
+        assert case.channels == ("ads", "web")
