@@ -33,8 +33,9 @@ NO_CHANNEL = "(none)"
 class Case:
     """One outcome with the subject's result as of just before it.
 
-    ``channels`` are the channels of the events that earned the contact points (empty for
-    accounts); events without a channel count as ``"(none)"``.
+    ``channels`` are the channels of the events that earned the contact points, as of then;
+    for an account, those of the events that earned points for its contacts and its
+    subsidiaries' contacts. Events without a channel count as ``"(none)"``.
     """
 
     outcome: Outcome
@@ -210,13 +211,25 @@ def backtest(rules: Ruleset, history: History, *, before: float = BEFORE) -> Bac
         at = o.at - before
         if o.subject == "contact":
             result: ContactResult | AccountResult = engine.contact_at(o.id, at)
-            earned = {
-                channels.get((o.id, eid), NO_CHANNEL)
-                for row in result.explain()
-                if row.kind == "event" and row.points > 0
-                for eid in row.events
-            }
-            cases.append(Case(o, result, tuple(sorted(earned))))
+            earned = _earned(o.id, result, channels)
         else:
-            cases.append(Case(o, engine.account_at(o.id, at)))
+            result = engine.account_at(o.id, at)
+            graph = engine.graph
+            earned = {
+                channel
+                for a in graph.bottom_up([o.id])
+                for cid in graph.members_unsorted(a)
+                for channel in _earned(cid, engine.contact_at(cid, at), channels)
+            }
+        cases.append(Case(o, result, tuple(sorted(earned))))
     return Backtest(rules, tuple(cases), tuple(rejected))
+
+
+def _earned(cid: str, result: ContactResult, channels: Mapping[tuple[str, str], str]) -> set[str]:
+    """The channels of the events that earned a contact's result points."""
+    return {
+        channels.get((cid, eid), NO_CHANNEL)
+        for row in result.explain()
+        if row.kind == "event" and row.points > 0
+        for eid in row.events
+    }

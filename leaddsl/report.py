@@ -271,10 +271,9 @@ def _subject_report(run: Backtest, subject: str) -> Report | None:
     if any(c.result.disqualified for c in everything):
         segments += _segment("disqualified", everything, base,
                              lambda c: list(c.result.reasons) or ["no"])
-    if subject == "contact":
-        segments += _segment(
-            "channel", everything, base, lambda c: list(c.channels) or ["(no event points)"]
-        )
+    segments += _segment(
+        "channel", everything, base, lambda c: list(c.channels) or ["(no event points)"]
+    )
     return Report(
         subject,
         won,

@@ -156,6 +156,15 @@ def test_each_case_is_scored_just_before_its_outcome() -> None:
     assert by[("account", "a1")].result.total == 22.0  # not c2's pricing visit at day 10
     assert by[("contact", "c1")].channels == ("ads", "email")
     assert by[("contact", "c3")].channels == ("(none)",)
+    # An account: the channels that earned its contacts points before its outcome (e4 is
+    # later, through "web").
+    assert by[("account", "a1")].channels == ("ads", "email")
+    early = history([ev("e6", "c2", "pricing", 4, channel="social")]).backtest(RULES)
+    assert [c.channels for c in early.of("account")] == [("ads", "email", "social")]
+    made = report(run).accounts
+    assert made is not None
+    assert [(s.value, s.won) for s in made.segments if s.dimension == "channel"] == [
+        ("ads", 1), ("email", 1)]
 
 
 @settings(max_examples=40, deadline=None)
