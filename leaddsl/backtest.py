@@ -209,8 +209,9 @@ def backtest(rules: Ruleset, history: History, *, before: float = BEFORE) -> Bac
             rejected.append(Rejected(o.source, str(err), None))
             continue
         at = o.at - before
+        result: ContactResult | AccountResult
         if o.subject == "contact":
-            result: ContactResult | AccountResult = engine.contact_at(o.id, at)
+            result = engine.contact_at(o.id, at)
             earned = _earned(o.id, result, channels)
         else:
             result = engine.account_at(o.id, at)
