@@ -76,11 +76,17 @@ def _sigmoid(z: float) -> float:
 
 @attrs.frozen
 class Logistic:
-    """A fitted model: P(won) = sigmoid(intercept + sum(coef[j] * x[j]))."""
+    """A fitted model: P(won) = sigmoid(intercept + sum(coef[j] * x[j])).
+
+    ``se`` are the coefficients' standard errors: the square roots of the diagonal of the
+    inverse penalised Hessian at the fit (the Laplace approximation of the ridge's posterior),
+    NaN for a constant feature, which the data says nothing about.
+    """
 
     intercept: float
     coef: tuple[float, ...]
     iterations: int
+    se: tuple[float, ...] = ()
 
     def predict(self, x: Sequence[float]) -> float:
         return _sigmoid(self.intercept + sum(c * v for c, v in zip(self.coef, x, strict=True)))
@@ -143,6 +149,7 @@ def fit_logistic(
 
     current = loss(beta)
     it = 0
+    hess: list[list[float]] = []
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         grad = [0.0] * k
         hess = [[0.0] * k for _ in range(k)]
@@ -174,9 +181,13 @@ def fit_logistic(
         if max(abs(s) for s in step) < tol:
             break
     coef = [0.0] * d
+    se = [math.nan] * d
     for pos, j in enumerate(live, 1):
         coef[j] = beta[pos] / sds[j]
-    return Logistic(beta[0], tuple(coef), it)
+        # The Hessian of the last step: the step was below tol, so it is the fit's.
+        unit = [1.0 if a == pos else 0.0 for a in range(k)]
+        se[j] = math.sqrt(max(0.0, solve(hess, unit)[pos])) / sds[j]
+    return Logistic(beta[0], tuple(coef), it, tuple(se))
 
 
 def cross_fitted(

@@ -28,7 +28,7 @@ from .records import Rejected
 from .report import Quality, quality
 from .ruleset import Ruleset
 from .script import compile as compile_script
-from .stats import auc, fit_logistic, log_loss
+from .stats import Z95, auc, fit_logistic, log_loss
 from .syntax import parse
 
 __all__ = ["Tuned", "Weight", "Fit", "tune"]
@@ -38,7 +38,12 @@ MIN_CASES = 20  # below this many decided training cases a fit means nothing
 
 @attrs.frozen
 class Weight:
-    """One rule's points before and after, and its learned weight in log-odds per hit."""
+    """One rule's points before and after, and its learned weight in log-odds per hit.
+
+    ``low`` and ``high`` bound the new points with 95% confidence (the weight ± 1.96 standard
+    errors, in points): a range that holds 0 means the outcomes cannot tell the rule from
+    one worth nothing. NaN for a rule that scored every training contact alike.
+    """
 
     model: str
     line: int
@@ -46,6 +51,14 @@ class Weight:
     old: float
     new: float
     log_odds: float
+    log_odds_se: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+
+    @property
+    def clear(self) -> bool:
+        """Whether the 95% range of the points leaves out 0."""
+        return self.low > 0 or self.high < 0
 
 
 @attrs.frozen
@@ -92,9 +105,15 @@ class Tuned:
     def render(self) -> str:
         lines = [f"fitted on {self.train} decided contacts, measured on {self.held_out} held out",
                  f"points per unit of log-odds: {self.points_per_log_odds:.3g}", "",
-                 "  line  old     new     log-odds  rule"]
+                 "  line  old     new     95% range       log-odds  rule"]
         for w in self.weights:
-            lines.append(f"  {w.line:<4}  {w.old:<+7g} {w.new:<+7g} {w.log_odds:<+9.3f} {w.rule}")
+            span = "-" if math.isnan(w.low) else f"{w.low:+.1f} to {w.high:+.1f}"
+            lines.append(f"  {w.line:<4}  {w.old:<+7g} {w.new:<+7g} {span:<15} "
+                         f"{w.log_odds:<+9.3f} {w.rule}")
+        unclear = sum(1 for w in self.weights if not w.clear)
+        if unclear:
+            lines.append(f"({unclear} of {len(self.weights)} rules have a range holding 0: the "
+                         "outcomes cannot tell them from rules worth nothing)")
         lines.append("")
         for name, fit in (("current", self.before), ("proposed", self.after)):
             q = fit.qualification
@@ -174,8 +193,9 @@ def tune(
     text = _rewrite(rules.source, plan.filename, new_points)
     proposed = compile_script(text, filename=plan.filename)
     weights = tuple(
-        Weight(t[1], t[0].line, t[2], t[3], new_points[(t[0].start, t[0].end)], beta)
-        for t, beta in zip(targets, model.coef, strict=True)
+        Weight(t[1], t[0].line, t[2], t[3], new_points[(t[0].start, t[0].end)], beta, se,
+               (beta - Z95 * se) * scale, (beta + Z95 * se) * scale)
+        for t, beta, se in zip(targets, model.coef, model.se, strict=True)
     )
     after_run = history.backtest(proposed, before=before)
     after_cases = {c.outcome.id: c for c in after_run.of("contact")}

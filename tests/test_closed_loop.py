@@ -173,6 +173,22 @@ def test_tune_down_weights_opens_and_up_weights_pricing(tuned: Tuned) -> None:
     assert tuned.held_out > 300 and tuned.train > 700
 
 
+def test_tune_says_which_weights_the_outcomes_cannot_tell_from_zero(tuned: Tuned) -> None:
+    """Each weight comes with a 95% range of points: the planted truth (pricing, webinars, demo
+    requests predict; opens, clicks and downloads do not) is what the ranges say."""
+    by_rule = {w.rule.split(":")[0]: w for w in tuned.weights}
+    for w in tuned.weights:
+        assert w.low < w.log_odds * tuned.points_per_log_odds < w.high
+        assert w.high - w.low == pytest.approx(2 * 1.959964 * w.log_odds_se
+                                               * tuned.points_per_log_odds)
+    for text in ('when visited page "pricing"', "when attended webinar any",
+                 'when submitted form "demo-request"'):
+        assert by_rule[text].clear and by_rule[text].low > 0
+    for text in ("when opened email", "when clicked email", "when downloaded asset any"):
+        assert not by_rule[text].clear
+    assert "have a range holding 0" in tuned.render()
+
+
 def test_the_proposal_is_the_same_script_with_new_points(tuned: Tuned) -> None:
     text = SCRIPT.read_text(encoding="utf-8")
     assert tuned.text.splitlines()[:4] == text.splitlines()[:4]  # the comments stay

@@ -387,3 +387,17 @@ def test_a_resent_event_keeps_the_channel_of_the_one_that_counted(tmp_path: Path
         (case,) = h.backtest(rules).cases
         assert case.result.total == 20.0
         assert case.channels == ("ads", "web")
+
+
+def test_logistic_standard_errors_match_the_log_odds_ratio_of_a_two_by_two_table() -> None:
+    """One yes/no feature, next to no penalty: the coefficient is the log odds ratio and its
+    standard error Woolf's sqrt(1/a + 1/b + 1/c + 1/d)."""
+    a, b, c, d = 30, 70, 12, 88  # feature on: 30 won, 70 lost; off: 12 won, 88 lost
+    rows = [[1.0]] * (a + b) + [[0.0]] * (c + d)
+    labels = [True] * a + [False] * b + [True] * c + [False] * d
+    fit = fit_logistic(rows, labels, l2=1e-9)
+    assert math.isclose(fit.coef[0], math.log(a * d / (b * c)), rel_tol=1e-6)
+    assert math.isclose(fit.se[0], math.sqrt(1 / a + 1 / b + 1 / c + 1 / d), rel_tol=1e-5)
+    # A constant feature carries no evidence; more penalty, less uncertainty.
+    assert math.isnan(fit_logistic([[1.0, r[0]] for r in rows], labels, l2=1e-9).se[0])
+    assert fit_logistic(rows, labels, l2=50.0).se[0] < fit.se[0]
