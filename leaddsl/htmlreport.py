@@ -65,7 +65,8 @@ def _section(rep: Report) -> str:
     if rep.calibration:
         out.append(
             "<h3>Calibration: predicted against observed P(won)</h3>"
-            "<p>Each point is a tenth of the cases by score: across, the chance of winning a "
+            f"<p>Each point is one {'tenth' if len(rep.calibration) > 5 else 'fifth'} of the "
+            "cases by score: across, the chance of winning a "
             "logistic fit of outcome on score predicts for them (each case from a fit on the "
             "other folds); up, the share that was won, with its 95% interval. A well calibrated "
             "score keeps to the diagonal; mean gap "
@@ -76,13 +77,15 @@ def _section(rep: Report) -> str:
     out.append(_lift_chart(rep))
     out.append(
         "<table><tr><th>line</th><th>rule</th><th>fired, won</th><th>fired, lost</th>"
-        "<th>rate</th><th>lift</th><th>points</th><th>flag</th></tr>"
+        "<th>rate</th><th>lift</th><th>points per hit</th><th>mean points given</th>"
+        "<th>flag</th></tr>"
     )
     for r in rep.rules:
         out.append(
             f"<tr><td>{r.line}</td><td>{escape(r.rule)}</td><td>{r.share_won:.0%}</td>"
             f"<td>{r.share_lost:.0%}</td><td>{_pct(r.rate.rate)}</td>"
             f"<td>{'-' if r.rate.lift is None else f'{r.rate.lift:.2f}'}</td>"
+            f"<td>{'-' if r.points is None else f'{r.points:g}'}</td>"
             f"<td>{r.mean_points:.1f}</td><td class=flag>{escape(r.flag or '')}</td></tr>"
         )
     out.append("</table>")

@@ -250,6 +250,8 @@ def test_html_report_is_self_contained_and_escaped(data: Path, rules: leaddsl.Ru
     assert made.contacts is not None and made.accounts is not None
     # One calibration chart per subject, a point per bin.
     assert page.count("Calibration: predicted against observed") == 2
+    assert "one tenth of the cases" in page and "one fifth of the cases" in page  # 1364, 199
+    assert '<td>1.61</td><td>3</td><td>7.0</td><td class=flag>underrated</td>' in page
     assert page.count("<circle") == len(made.contacts.calibration) + len(
         made.accounts.calibration)
     assert "&lt;funnel &amp; co&gt;" in page and "<funnel" not in page
