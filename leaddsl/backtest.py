@@ -178,8 +178,18 @@ def _keep(data: Records) -> Records:
     return list(data)
 
 
-def backtest(rules: Ruleset, history: History, *, before: float = BEFORE) -> Backtest:
+def backtest(
+    rules: Ruleset,
+    history: History,
+    *,
+    before: float = BEFORE,
+    loaded: tuple[Engine, tuple[Rejected, ...]] | None = None,
+) -> Backtest:
     """Re-score every outcome of ``history`` under ``rules``, each as of just before it.
+
+    ``loaded`` is what ``history.engine(rules)`` returned, when the caller has it already:
+    the records are then not read again (``diff`` scores the latest state and the outcomes
+    with one engine per script).
 
     Raises:
         RecordError: an outcome names a contact or account the data lacks (with
@@ -188,7 +198,9 @@ def backtest(rules: Ruleset, history: History, *, before: float = BEFORE) -> Bac
     """
     if before < BEFORE:
         raise LeadDSLError(f"before must be at least {BEFORE} seconds, got {before!r}")
-    engine, rejected_data = history.engine(rules)
+    if loaded is not None and loaded[0].rules is not rules:
+        raise LeadDSLError("the loaded engine scores with other rules than the backtest's")
+    engine, rejected_data = history.engine(rules) if loaded is None else loaded
     rejected = list(history.outcomes.rejected) + list(rejected_data)
     contacts, accounts = set(engine.contact_ids()), set(engine.account_ids())
     if rules.accounts is None and any(o.subject == "account" for o in history.outcomes):

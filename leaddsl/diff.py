@@ -17,8 +17,9 @@ from typing import Any
 
 import attrs
 
-from .backtest import BEFORE, History
+from .backtest import BEFORE, History, backtest
 from .backtest import held_out as in_held_out
+from .engine import Engine
 from .errors import LeadDSLError
 from .records import Rejected
 from .report import Quality, quality
@@ -185,10 +186,10 @@ def diff(
     """
     if held_out is not None and not 0 < held_out < 1:
         raise LeadDSLError(f"held_out must be between 0 and 1, got {held_out!r}")
-    old_engine, rejected = history.engine(old)
-    new_engine, new_rejected = history.engine(new)
+    old_engine, old_rejected = loaded_old = history.engine(old)
+    new_engine, new_rejected = loaded_new = history.engine(new)
     # A record valid under one script may not be under the other (a number it compares).
-    rejected += tuple(r for r in new_rejected if r not in rejected)
+    rejected = old_rejected + tuple(r for r in new_rejected if r not in old_rejected)
     c_before, c_after = old_engine.contacts(), new_engine.contacts()
     moves = _moves("contact", c_before, c_after)
     spreads = (_spread(c_before), _spread(c_after))
@@ -200,7 +201,8 @@ def diff(
     sides = None
     if len(history.outcomes):
         (old_side, old_out), (new_side, new_out) = (
-            _outcomes(rules, history, before, held_out, seed) for rules in (old, new)
+            _outcomes(rules, history, loaded, before, held_out, seed)
+            for rules, loaded in ((old, loaded_old), (new, loaded_new))
         )
         sides = (old_side, new_side)
         rejected += tuple(r for r in old_out + new_out if r not in rejected)
@@ -259,9 +261,14 @@ def _spread(results: Sequence[Any]) -> Spread:
 
 
 def _outcomes(
-    rules: Ruleset, history: History, before: float, held_out: float | None, seed: int
+    rules: Ruleset,
+    history: History,
+    loaded: tuple[Engine, tuple[Rejected, ...]],
+    before: float,
+    held_out: float | None,
+    seed: int,
 ) -> tuple[Side, tuple[Rejected, ...]]:
-    run = history.backtest(rules, before=before)
+    run = backtest(rules, history, before=before, loaded=loaded)
     contacts = run.of("contact")
     if held_out is not None:
         contacts = [c for c in contacts if in_held_out(c.outcome.id, held_out, seed)]

@@ -401,3 +401,14 @@ def test_logistic_standard_errors_match_the_log_odds_ratio_of_a_two_by_two_table
     # A constant feature carries no evidence; more penalty, less uncertainty.
     assert math.isnan(fit_logistic([[1.0, r[0]] for r in rows], labels, l2=1e-9).se[0])
     assert fit_logistic(rows, labels, l2=50.0).se[0] < fit.se[0]
+
+
+def test_a_backtest_can_reuse_a_loaded_engine_of_its_rules_only() -> None:
+    from leaddsl.backtest import backtest
+
+    h = history()
+    loaded = h.engine(RULES)
+    again = backtest(RULES, h, loaded=loaded)
+    assert report(again).to_dict() == report(h.backtest(RULES)).to_dict()
+    with pytest.raises(leaddsl.LeadDSLError, match="other rules"):
+        backtest(leaddsl.compile(RULES.source), h, loaded=loaded)
