@@ -42,7 +42,8 @@ class Weight:
 
     ``low`` and ``high`` bound the new points with 95% confidence (the weight ± 1.96 standard
     errors, in points): a range that holds 0 means the outcomes cannot tell the rule from
-    one worth nothing. NaN for a rule that scored every training contact alike.
+    one worth nothing. NaN for a rule that scored every training contact alike (most often:
+    it never fired), which keeps its old points: the outcomes say nothing about it.
     """
 
     model: str
@@ -110,7 +111,11 @@ class Tuned:
             span = "-" if math.isnan(w.low) else f"{w.low:+.1f} to {w.high:+.1f}"
             lines.append(f"  {w.line:<4}  {w.old:<+7g} {w.new:<+7g} {span:<15} "
                          f"{w.log_odds:<+9.3f} {w.rule}")
-        unclear = sum(1 for w in self.weights if not w.clear)
+        kept = sum(1 for w in self.weights if math.isnan(w.log_odds_se))
+        if kept:
+            lines.append(f"({kept} rule{'s' if kept != 1 else ''} scored every training contact "
+                         "alike, most often by never firing: points kept, range '-')")
+        unclear = sum(1 for w in self.weights if not w.clear and not math.isnan(w.log_odds_se))
         if unclear:
             lines.append(f"({unclear} of {len(self.weights)} rules have a range holding 0: the "
                          "outcomes cannot tell them from rules worth nothing)")
@@ -186,9 +191,11 @@ def tune(
     labels = [c.outcome.won for c in train]
     model = fit_logistic(rows, labels, l2=l2)
     scale = _scale(train, rows, model.coef, targets)
+    # A rule that scored every training contact alike (most often: it never fired) has no
+    # evidence either way; it keeps its points rather than fall to the penalty's 0.
     new_points = {
-        (t[0].start, t[0].end): _round(beta * scale)
-        for t, beta in zip(targets, model.coef, strict=True)
+        (t[0].start, t[0].end): float(t[3]) if math.isnan(se) else _round(beta * scale)
+        for t, beta, se in zip(targets, model.coef, model.se, strict=True)
     }
     text = _rewrite(rules.source, plan.filename, new_points)
     proposed = compile_script(text, filename=plan.filename)

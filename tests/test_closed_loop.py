@@ -5,6 +5,7 @@ and the HTML report work end to end."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -428,3 +429,20 @@ def test_rewriting_points_changes_exactly_the_points(draw: st.DataObject) -> Non
     assert got == want
     assert new.plan.qualify == plan.qualify and new.plan.steps == plan.steps
     assert "# Sales sees grades and bands" in new.source
+
+
+def test_a_rule_the_outcomes_never_saw_keeps_its_points(data: Path) -> None:
+    """A rule that never fired before any outcome (a new campaign) has no evidence: tune keeps
+    its points instead of letting the penalty set them to 0."""
+    text = SCRIPT.read_text(encoding="utf-8").replace(
+        '    when submitted form "demo-request": +25 once\n',
+        '    when submitted form "demo-request": +25 once\n'
+        '    when attended event "conference-2027": +15\n')
+    tuned = tune(leaddsl.compile(text, filename="new.lead"), History.from_dir(data))
+    (new,) = [w for w in tuned.weights if "conference-2027" in w.rule]
+    assert (new.old, new.new) == (15.0, 15.0) and math.isnan(new.low) and not new.clear
+    assert 'when attended event "conference-2027": +15' in tuned.text
+    assert "1 rule scored every training contact alike" in tuned.render()
+    # The other rules are fitted as without it.
+    others = {w.rule: w.new for w in tuned.weights if w is not new}
+    assert others['when submitted form "demo-request": +25 once'] > 25
