@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             review += [] if args.outcomes is None else ["--outcomes", str(args.outcomes)]
             review += ["--held-out", f"{args.held_out:g}", "--seed", str(args.seed)]
             review += [] if args.before == 0 else ["--before", f"{args.before:g}"]
+            review += [] if args.errors == "raise" else ["--errors", args.errors]
             out.write(f"\nproposed script written to {args.write}; review it with\n"
                       f"  leaddsl diff {shlex.join(review)}\n")
     return 0

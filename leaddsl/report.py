@@ -8,7 +8,7 @@ Definitions (docs/closed-loop.md states them for readers):
 - a rule *fired* for a case when it gave the case non-zero points as of the case's time;
 - calibration: P(won) from the total score by a logistic fit, each case predicted by a fit on
   the other folds (leaddsl.stats.cross_fitted), against the observed rate, in bins of cases
-  ordered by that probability.
+  ordered by score.
 """
 
 from __future__ import annotations
