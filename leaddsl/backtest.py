@@ -231,7 +231,7 @@ def backtest(
             earned = {
                 channel
                 for a in graph.bottom_up([o.id])
-                for cid in graph.members_unsorted(a)
+                for cid in engine.members_at(a, at)
                 for channel in _earned(cid, engine.contact_at(cid, at), channels)
             }
         cases.append(Case(o, result, tuple(sorted(earned))))

@@ -412,3 +412,27 @@ def test_a_backtest_can_reuse_a_loaded_engine_of_its_rules_only() -> None:
     assert report(again).to_dict() == report(h.backtest(RULES)).to_dict()
     with pytest.raises(leaddsl.LeadDSLError, match="other rules"):
         backtest(leaddsl.compile(RULES.source), h, loaded=loaded)
+
+
+def test_a_contact_first_seen_after_an_account_outcome_is_not_in_its_committee() -> None:
+    """Customers add people after signing: a contact whose every event is later than the
+    account's outcome was not known then and must not count (a committee-size leak). A contact
+    with no events at all has no date to go by and stays."""
+    rules = leaddsl.compile(
+        "when visited page any: +1\naccount:\n    score size:\n"
+        "        when count of contacts >= 3: +50\n        when count of contacts >= 2: +20\n"
+    )
+
+    def run(*contacts: str) -> float:
+        h = History(
+            accounts=[{"id": "a1"}],
+            contacts=[{"id": c, "account": "a1"} for c in contacts],
+            events=[e for e in (ev("e1", "c1", "blog", 0), ev("e2", "c2", "blog", 40),
+                                ev("e3", "c2", "blog", 50)) if e["contact"] in contacts],
+            outcomes=[{"account": "a1", "outcome": "won", "at": at(30)}])
+        (case,) = h.backtest(rules).cases
+        return case.result.total
+
+    assert run("c1", "c2") == 0.0  # c2 is first seen on day 40, after the outcome on day 30
+    assert run("c1", "c3") == 20.0  # c3 has no events: nothing says it came later
+    assert run("c1", "c2", "c3") == 20.0
