@@ -72,6 +72,16 @@ def run(args: argparse.Namespace) -> int:
     ):
         raise LeadDSLError(f"--held-out takes a share between 0 and 1, got {args.held_out!r}")
     history = History.from_dir(args.data, args.outcomes, errors=args.errors)
+    if args.command != "diff" and not history.outcomes.outcomes and not (
+        history.outcomes.rejected
+    ):
+        where = (
+            f"{args.outcomes} holds none"
+            if args.outcomes is not None
+            else f"{args.data} has no outcomes.ndjson or outcomes.csv (name a file with "
+            "--outcomes)"
+        )
+        raise LeadDSLError(f"{args.command} needs outcomes: {where}")
     if args.command == "report":
         from .report import report
 

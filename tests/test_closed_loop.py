@@ -446,3 +446,16 @@ def test_a_rule_the_outcomes_never_saw_keeps_its_points(data: Path) -> None:
     # The other rules are fitted as without it.
     others = {w.rule: w.new for w in tuned.weights if w is not new}
     assert others['when submitted form "demo-request": +25 once'] > 25
+
+
+def test_cli_report_and_tune_say_where_outcomes_are_missing(tmp_path: Path) -> None:
+    (tmp_path / "contacts.ndjson").write_text('{"id": "c1"}\n')
+    for command in ("report", "tune"):
+        done = run(command, SCRIPT, "--data", tmp_path)
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr == (f"leaddsl: {command} needs outcomes: {tmp_path} has no "
+                               "outcomes.ndjson or outcomes.csv (name a file with --outcomes)\n")
+    (tmp_path / "empty.ndjson").write_text("")
+    done = run("report", SCRIPT, "--data", tmp_path, "--outcomes", tmp_path / "empty.ndjson")
+    assert done.returncode == 1 and "empty.ndjson holds none" in done.stderr
+    assert run("diff", SCRIPT, SCRIPT, "--data", tmp_path).returncode == 0
