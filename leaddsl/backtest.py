@@ -8,6 +8,7 @@ outcome, so events at or after the outcome never count.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .records import Rejected, read_ndjson
 from .results import ContactResult
 from .ruleset import Ruleset
 
-__all__ = ["History", "Case", "Backtest", "backtest", "BEFORE"]
+__all__ = ["History", "Case", "Backtest", "backtest", "BEFORE", "held_out"]
 
 BEFORE = 0.001  # seconds: a case is scored this long before its outcome, so ties do not count
 NO_CHANNEL = "(none)"
@@ -32,8 +33,9 @@ NO_CHANNEL = "(none)"
 class Case:
     """One outcome with the subject's result as of just before it.
 
-    ``channels`` are the channels of the events that earned the contact points (empty for
-    accounts); events without a channel count as ``"(none)"``.
+    ``channels`` are the channels of the events that earned the contact points, as of then;
+    for an account, those of the events that earned points for its contacts and its
+    subsidiaries' contacts. Events without a channel count as ``"(none)"``.
     """
 
     outcome: Outcome
@@ -144,13 +146,28 @@ class History:
                     continue
                 channel, contact, eid = rec.get("channel"), rec.get("contact"), rec.get("id")
                 if isinstance(channel, str) and channel and contact is not None:
-                    found[(str(contact), source if eid is None else str(eid))] = channel
+                    # the first of a resent id, the one the engine counted
+                    found.setdefault((str(contact), source if eid is None else str(eid)), channel)
             self._channels = found
         return self._channels
 
     def backtest(self, rules: Ruleset, *, before: float = BEFORE) -> Backtest:
         """Score each outcome's contact or account as of ``before`` seconds before it."""
         return backtest(rules, self, before=before)
+
+
+def held_out(ident: str, share: float, seed: int = 0) -> bool:
+    """Whether the contact (or account) ``ident`` is in the held-out split of ``share``.
+
+    A hash of the seed and the id alone decides, so the split is the same whatever script
+    scores the history and whatever other records it holds: ``tune`` fits on the rest, and
+    ``diff`` given the same share and seed measures on exactly the contacts the fit never saw;
+    a contact held out stays held out as more outcomes arrive.
+    """
+    if not 0 < share < 1:
+        raise LeadDSLError(f"the held-out share must be between 0 and 1, got {share!r}")
+    digest = hashlib.blake2b(f"{seed}\0{ident}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < share * 2**64
 
 
 def _keep(data: Records) -> Records:
@@ -161,8 +178,18 @@ def _keep(data: Records) -> Records:
     return list(data)
 
 
-def backtest(rules: Ruleset, history: History, *, before: float = BEFORE) -> Backtest:
+def backtest(
+    rules: Ruleset,
+    history: History,
+    *,
+    before: float = BEFORE,
+    loaded: tuple[Engine, tuple[Rejected, ...]] | None = None,
+) -> Backtest:
     """Re-score every outcome of ``history`` under ``rules``, each as of just before it.
+
+    ``loaded`` is what ``history.engine(rules)`` returned, when the caller has it already:
+    the records are then not read again (``diff`` scores the latest state and the outcomes
+    with one engine per script).
 
     Raises:
         RecordError: an outcome names a contact or account the data lacks (with
@@ -171,7 +198,9 @@ def backtest(rules: Ruleset, history: History, *, before: float = BEFORE) -> Bac
     """
     if before < BEFORE:
         raise LeadDSLError(f"before must be at least {BEFORE} seconds, got {before!r}")
-    engine, rejected_data = history.engine(rules)
+    if loaded is not None and loaded[0].rules is not rules:
+        raise LeadDSLError("the loaded engine scores with other rules than the backtest's")
+    engine, rejected_data = history.engine(rules) if loaded is None else loaded
     rejected = list(history.outcomes.rejected) + list(rejected_data)
     contacts, accounts = set(engine.contact_ids()), set(engine.account_ids())
     if rules.accounts is None and any(o.subject == "account" for o in history.outcomes):
@@ -192,15 +221,28 @@ def backtest(rules: Ruleset, history: History, *, before: float = BEFORE) -> Bac
             rejected.append(Rejected(o.source, str(err), None))
             continue
         at = o.at - before
+        result: ContactResult | AccountResult
         if o.subject == "contact":
-            result: ContactResult | AccountResult = engine.contact_at(o.id, at)
-            earned = {
-                channels.get((o.id, eid), NO_CHANNEL)
-                for row in result.explain()
-                if row.kind == "event" and row.points > 0
-                for eid in row.events
-            }
-            cases.append(Case(o, result, tuple(sorted(earned))))
+            result = engine.contact_at(o.id, at)
+            earned = _earned(o.id, result, channels)
         else:
-            cases.append(Case(o, engine.account_at(o.id, at)))
+            result = engine.account_at(o.id, at)
+            graph = engine.graph
+            earned = {
+                channel
+                for a in graph.bottom_up([o.id])
+                for cid in engine.members_at(a, at)
+                for channel in _earned(cid, engine.contact_at(cid, at), channels)
+            }
+        cases.append(Case(o, result, tuple(sorted(earned))))
     return Backtest(rules, tuple(cases), tuple(rejected))
+
+
+def _earned(cid: str, result: ContactResult, channels: Mapping[tuple[str, str], str]) -> set[str]:
+    """The channels of the events that earned a contact's result points."""
+    return {
+        channels.get((cid, eid), NO_CHANNEL)
+        for row in result.explain()
+        if row.kind == "event" and row.points > 0
+        for eid in row.events
+    }

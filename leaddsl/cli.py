@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import csv
 import io
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -82,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = _main(argv)
+    try:
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could not be answered
+    except BrokenPipeError:
+        return _reader_gone()
+    return code
+
+
+def _reader_gone() -> int:
+    """The reader stopped early (`leaddsl … | head`): its choice, not a mistake. Point stdout
+    at nothing so the interpreter's last flush does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     out = sys.stdout
     try:
@@ -137,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeadDSLError as exc:
         print(f"leaddsl: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _reader_gone()
     except OSError as exc:
         print(f"leaddsl: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -3,7 +3,9 @@
 Both scripts score the same records as of the latest event; the diff lists the contacts and
 accounts whose labels, qualification or disqualification change, compares the distributions
 of totals and of labels, and, when the history has outcomes, backtests both scripts (each
-outcome scored as of just before it) to compare precision, recall and AUC.
+outcome scored as of just before it, or ``before`` seconds earlier) to compare precision,
+recall and AUC — on every contact outcome, or only on the held-out split ``tune`` never fitted
+on (``held_out`` and ``seed`` as given to ``tune``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 
 import attrs
 
-from .backtest import History
+from .backtest import BEFORE, History, backtest
+from .backtest import held_out as in_held_out
+from .engine import Engine
+from .errors import LeadDSLError
 from .records import Rejected
 from .report import Quality, quality
 from .ruleset import Ruleset
@@ -57,12 +62,17 @@ class Spread:
 
 @attrs.frozen
 class Side:
-    """One script on the outcomes (contacts; accounts when outcomes name them)."""
+    """One script on the outcomes (contacts; accounts when outcomes name them).
+
+    ``contacts`` and ``accounts`` count the decided outcomes measured.
+    """
 
     auc: float | None
     qualification: Quality
     account_auc: float | None = None
     account_qualification: Quality | None = None
+    contacts: int = 0
+    accounts: int = 0
 
 
 @attrs.frozen
@@ -74,6 +84,9 @@ class RuleDiff:
     accounts: tuple[Spread, Spread] | None
     outcomes: tuple[Side, Side] | None
     rejected: tuple[Rejected, ...] = ()
+    before: float = BEFORE  # seconds before each outcome its subject was scored
+    held_out: float | None = None  # contact outcomes measured: only this held-out share
+    seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self, filter=lambda a, _: a.name != "rejected")
@@ -113,7 +126,18 @@ class RuleDiff:
         if not self.moves:
             out.append("\nno contact or account changes label, qualification or disqualification")
         if self.outcomes is not None:
-            out.append("\non the outcomes (each scored as of just before it):")
+            when = (
+                "just before it"
+                if self.before <= BEFORE
+                else f"{self.before / 86_400:g} days before it"
+            )
+            old_side = self.outcomes[0]
+            whose = f"{old_side.contacts} contacts"
+            if self.held_out is not None:
+                whose += f" held out (share {self.held_out:g}, seed {self.seed})"
+            if old_side.account_qualification is not None:
+                whose += f", {old_side.accounts} accounts"
+            out.append(f"\non the outcomes of {whose}, each scored as of {when}:")
             for tag, side in zip(("before", "after"), self.outcomes, strict=True):
                 out.append(f"  {tag:<7} " + _side(side.auc, side.qualification, "contacts"))
                 if side.account_qualification is not None:
@@ -134,8 +158,22 @@ def _side(value: float | None, q: Quality, what: str) -> str:
     )
 
 
-def diff(old: Ruleset, new: Ruleset, history: History) -> RuleDiff:
+def diff(
+    old: Ruleset,
+    new: Ruleset,
+    history: History,
+    *,
+    before: float = BEFORE,
+    held_out: float | None = None,
+    seed: int = 0,
+) -> RuleDiff:
     """Re-score ``history`` under both scripts and show what changes.
+
+    Args:
+        before: score each outcome this many seconds before it (default: just before).
+        held_out, seed: measure the contact outcomes of this held-out split only, the one
+            ``tune`` with the same share and seed never fitted on (account outcomes, which
+            ``tune`` does not fit, are all measured). None measures every contact outcome.
 
     Example:
         >>> import leaddsl
@@ -146,13 +184,15 @@ def diff(old: Ruleset, new: Ruleset, history: History) -> RuleDiff:
         >>> [(m.id, m.what, m.before, m.after) for m in d.moves]
         [('c1', 'qualified', 'yes', 'no')]
     """
-    old_engine, rejected = history.engine(old)
-    new_engine, new_rejected = history.engine(new)
+    if held_out is not None and not 0 < held_out < 1:
+        raise LeadDSLError(f"held_out must be between 0 and 1, got {held_out!r}")
+    old_engine, old_rejected = loaded_old = history.engine(old)
+    new_engine, new_rejected = loaded_new = history.engine(new)
     # A record valid under one script may not be under the other (a number it compares).
-    rejected += tuple(r for r in new_rejected if r not in rejected)
-    before, after = old_engine.contacts(), new_engine.contacts()
-    moves = _moves("contact", before, after)
-    spreads = (_spread(before), _spread(after))
+    rejected = old_rejected + tuple(r for r in new_rejected if r not in old_rejected)
+    c_before, c_after = old_engine.contacts(), new_engine.contacts()
+    moves = _moves("contact", c_before, c_after)
+    spreads = (_spread(c_before), _spread(c_after))
     account_spreads = None
     if old.accounts is not None and new.accounts is not None:
         a_before, a_after = old_engine.accounts(), new_engine.accounts()
@@ -160,10 +200,15 @@ def diff(old: Ruleset, new: Ruleset, history: History) -> RuleDiff:
         account_spreads = (_spread(a_before), _spread(a_after))
     sides = None
     if len(history.outcomes):
-        (old_side, old_out), (new_side, new_out) = _outcomes(old, history), _outcomes(new, history)
+        (old_side, old_out), (new_side, new_out) = (
+            _outcomes(rules, history, loaded, before, held_out, seed)
+            for rules, loaded in ((old, loaded_old), (new, loaded_new))
+        )
         sides = (old_side, new_side)
         rejected += tuple(r for r in old_out + new_out if r not in rejected)
-    return RuleDiff(tuple(moves), spreads, account_spreads, sides, rejected)
+    return RuleDiff(
+        tuple(moves), spreads, account_spreads, sides, rejected, before, held_out, seed
+    )
 
 
 def _moves(subject: str, before: Sequence[Any], after: Sequence[Any]) -> list[Move]:
@@ -215,9 +260,18 @@ def _spread(results: Sequence[Any]) -> Spread:
     )
 
 
-def _outcomes(rules: Ruleset, history: History) -> tuple[Side, tuple[Rejected, ...]]:
-    run = history.backtest(rules)
+def _outcomes(
+    rules: Ruleset,
+    history: History,
+    loaded: tuple[Engine, tuple[Rejected, ...]],
+    before: float,
+    held_out: float | None,
+    seed: int,
+) -> tuple[Side, tuple[Rejected, ...]]:
+    run = backtest(rules, history, before=before, loaded=loaded)
     contacts = run.of("contact")
+    if held_out is not None:
+        contacts = [c for c in contacts if in_held_out(c.outcome.id, held_out, seed)]
     accounts = run.of("account")
     side = Side(
         auc([c.result.total for c in contacts], [c.outcome.won for c in contacts]),
@@ -226,5 +280,7 @@ def _outcomes(rules: Ruleset, history: History) -> tuple[Side, tuple[Rejected, .
         if accounts
         else None,
         quality(accounts) if accounts else None,
+        len(contacts),
+        len(accounts),
     )
     return side, run.rejected

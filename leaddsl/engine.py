@@ -609,7 +609,13 @@ class Engine:
         return self.rules.score_parsed(attrs_, self._events[cid], when, self._adjust.get(cid))
 
     def account_at(self, aid: str, at: object) -> AccountResult:
-        """An account's result at another time, its contacts and subsidiaries as of then too."""
+        """An account's result at another time, its contacts and subsidiaries as of then too.
+
+        A contact whose every event is later than ``at`` was not known then and is left out
+        of the committee (customers add people after signing: counting them would leak the
+        future into ``count of contacts``); a contact with no events stays, as nothing says
+        when it came.
+        """
         rules = self._account_rules()
         if aid not in self._account_attrs:
             raise LeadDSLError(f"unknown account {aid!r}")
@@ -619,13 +625,22 @@ class Engine:
         for a in graph.bottom_up([aid]):
             done[a] = rules.score_account(
                 self._account_attrs[a],
-                [self.contact_at(c, when) for c in graph.members_unsorted(a)],
+                [self.contact_at(c, when) for c in self.members_at(a, when)],
                 [done[c] for c in graph.children(a)],
                 when,
                 graph.parent(a),
                 [adj for adj in self._account_adjust.get(a, ()) if adj[0] <= when],
             )
         return done[aid]
+
+    def members_at(self, aid: str, when: float) -> list[str]:
+        """The account's own contacts known at ``when`` (epoch seconds): see ``account_at``."""
+        events = self._events
+        return [
+            c
+            for c in self.graph.members_unsorted(aid)
+            if not events.get(c) or min(e[0] for e in events[c]) <= when
+        ]
 
     def _score_accounts(self, order: Iterable[str]) -> None:
         """Score accounts given subsidiaries first; each one's subsidiaries must be scored."""

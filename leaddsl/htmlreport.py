@@ -1,8 +1,9 @@
 """An outcome report as one self-contained HTML page: an OutcomeReport in, text out.
 
-The charts are inline SVG drawn here (conversion by segment with its interval, the lift of each
-rule, conversion by score quintile as a calibration curve), so the page needs no library, no
-network and no script: it can be mailed, attached to a pull request or opened from disk.
+The charts are inline SVG drawn here (conversion by segment with its interval, conversion by
+score quintile, the calibration curve of the score's predicted P(won) against the share won,
+the lift of each rule), so the page needs no library, no network and no script: it can be
+mailed, attached to a pull request or opened from disk.
 Every text from the data is escaped.
 """
 
@@ -59,19 +60,32 @@ def _section(rep: Report) -> str:
     for dim, rates in dims.items():
         out.append(f"<h3>Conversion by {escape(dim)}</h3>")
         out.append(_bars(rates, rep.base_rate))
-    out.append("<h3>Calibration: conversion by score quintile</h3>")
+    out.append("<h3>Conversion by score quintile</h3>")
     out.append(_bars(list(rep.by_score), rep.base_rate))
+    if rep.calibration:
+        out.append(
+            "<h3>Calibration: predicted against observed P(won)</h3>"
+            f"<p>Each point is one {'tenth' if len(rep.calibration) > 5 else 'fifth'} of the "
+            "cases by score: across, the chance of winning a "
+            "logistic fit of outcome on score predicts for them (each case from a fit on the "
+            "other folds); up, the share that was won, with its 95% interval. A well calibrated "
+            "score keeps to the diagonal; mean gap "
+            f"{_pct(rep.calibration_error)}.</p>"
+        )
+        out.append(_calibration_chart(rep))
     out.append("<h3>Lift of each rule (conversion when it fired / base rate)</h3>")
     out.append(_lift_chart(rep))
     out.append(
         "<table><tr><th>line</th><th>rule</th><th>fired, won</th><th>fired, lost</th>"
-        "<th>rate</th><th>lift</th><th>points</th><th>flag</th></tr>"
+        "<th>rate</th><th>lift</th><th>points per hit</th><th>mean points given</th>"
+        "<th>flag</th></tr>"
     )
     for r in rep.rules:
         out.append(
             f"<tr><td>{r.line}</td><td>{escape(r.rule)}</td><td>{r.share_won:.0%}</td>"
             f"<td>{r.share_lost:.0%}</td><td>{_pct(r.rate.rate)}</td>"
             f"<td>{'-' if r.rate.lift is None else f'{r.rate.lift:.2f}'}</td>"
+            f"<td>{'-' if r.points is None else f'{r.points:g}'}</td>"
             f"<td>{r.mean_points:.1f}</td><td class=flag>{escape(r.flag or '')}</td></tr>"
         )
     out.append("</table>")
@@ -100,6 +114,41 @@ def _bars(rates: Sequence[Rate], base: float | None) -> str:
         svg.append(f'<text x="{x:.1f}" y="{height - 4}" text-anchor="middle" fill="#c33">'
                    f"base {_pct(base)}</text>")
     svg.append("</svg>")
+    return "".join(svg)
+
+
+def _calibration_chart(rep: Report) -> str:
+    """Predicted (across) against observed (up) P(won) per bin, whiskers, and the diagonal."""
+    size, pad = 300, 40
+    top = max(0.1, *(max(b.high, b.predicted) for b in rep.calibration))
+    top = min(1.0, round(top + 0.05, 1))
+
+    def x(p: float) -> float:
+        return pad + size * p / top
+
+    def y(p: float) -> float:
+        return pad / 2 + size * (1 - p / top)
+
+    svg = [f'<svg width="{size + 2 * pad}" height="{size + 2 * pad}" role="img">',
+           f'<rect x="{pad}" y="{pad / 2}" width="{size}" height="{size}" fill="none" '
+           'stroke="#999"/>',
+           f'<line x1="{x(0):.1f}" y1="{y(0):.1f}" x2="{x(top):.1f}" y2="{y(top):.1f}" '
+           'stroke="#c33" stroke-dasharray="4 3"/>']
+    for k in range(0, 6):
+        p = top * k / 5
+        svg.append(f'<text x="{x(p):.1f}" y="{pad / 2 + size + 14}" text-anchor="middle">'
+                   f"{p:.0%}</text>")
+        svg.append(f'<text x="{pad - 4}" y="{y(p) + 4:.1f}" text-anchor="end">{p:.0%}</text>')
+    svg.append(f'<text x="{pad + size / 2}" y="{size + 2 * pad - 4}" text-anchor="middle">'
+               "predicted</text>")
+    for b in rep.calibration:
+        svg.append(f'<line x1="{x(b.predicted):.1f}" x2="{x(b.predicted):.1f}" '
+                   f'y1="{y(b.low):.1f}" y2="{y(b.high):.1f}" stroke="#222"/>')
+        svg.append(f'<circle cx="{x(b.predicted):.1f}" cy="{y(b.observed):.1f}" r="4" '
+                   f'fill="#4a7ab8"><title>scores {b.score_low:g} to {b.score_high:g}: '
+                   f"predicted {_pct(b.predicted)}, observed {_pct(b.observed)} "
+                   f"({b.won} of {b.cases})</title></circle>")
+    svg.append(f'<text x="{pad + 4}" y="{pad / 2 + 12}">observed</text></svg>')
     return "".join(svg)
 
 

@@ -4,6 +4,7 @@ code out). cli.py registers them and catches their LeadDSLErrors like every othe
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("old", type=Path)
     p.add_argument("new", type=Path)
     data_args(p)
+    before(p)
+    p.add_argument("--held-out", type=float, metavar="SHARE",
+                   help="measure only the contacts `tune --held-out SHARE --seed N` held out")
+    p.add_argument("--seed", type=int, default=0, help="the seed given to tune (default 0)")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
     p = sub.add_parser("tune", help="fit the points of a script's rules to the outcomes")
@@ -61,8 +66,22 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
-    before = _seconds(getattr(args, "before", 0.0))  # a bad option fails before any reading
+    before = _seconds(args.before)  # bad options fail before any reading
+    if args.command in ("diff", "tune") and args.held_out is not None and not (
+        0 < args.held_out < 1
+    ):
+        raise LeadDSLError(f"--held-out takes a share between 0 and 1, got {args.held_out!r}")
     history = History.from_dir(args.data, args.outcomes, errors=args.errors)
+    if args.command != "diff" and not history.outcomes.outcomes and not (
+        history.outcomes.rejected
+    ):
+        where = (
+            f"{args.outcomes} holds none"
+            if args.outcomes is not None
+            else f"{args.data} has no outcomes.ndjson or outcomes.csv (name a file with "
+            "--outcomes)"
+        )
+        raise LeadDSLError(f"{args.command} needs outcomes: {where}")
     if args.command == "report":
         from .report import report
 
@@ -81,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "diff":
         from .diff import diff
 
-        changes = diff(load(args.old), load(args.new), history)
+        changes = diff(load(args.old), load(args.new), history, before=before,
+                       held_out=args.held_out, seed=args.seed)
         _set_aside(changes.rejected)
         out.write(_json(changes.to_dict()) if args.format == "json" else changes.render())
         return 0
@@ -96,8 +116,17 @@ def run(args: argparse.Namespace) -> int:
         out.write(_json(tuned.to_dict()))
     else:
         out.write(tuned.render())
-        out.write(f"\nproposed script written to {args.write}\n" if args.write else
-                  "\nproposed script:\n\n" + tuned.text)
+        if args.write is None:
+            out.write("\nproposed script:\n\n" + tuned.text)
+        else:
+            # The same held-out contacts, so the diff's outcome figures are not flattered.
+            review = [str(args.rules), str(args.write), "--data", str(args.data)]
+            review += [] if args.outcomes is None else ["--outcomes", str(args.outcomes)]
+            review += ["--held-out", f"{args.held_out:g}", "--seed", str(args.seed)]
+            review += [] if args.before == 0 else ["--before", f"{args.before:g}"]
+            review += [] if args.errors == "raise" else ["--errors", args.errors]
+            out.write(f"\nproposed script written to {args.write}; review it with\n"
+                      f"  leaddsl diff {shlex.join(review)}\n")
     return 0
 
 

@@ -5,7 +5,10 @@ Definitions (docs/closed-loop.md states them for readers):
 - conversion rate: won / (won + lost); open outcomes are counted but never in a rate;
 - 95% interval: Wilson score interval (leaddsl.stats.wilson);
 - lift: a segment's conversion rate divided by the base rate (all decided cases);
-- a rule *fired* for a case when it gave the case non-zero points as of the case's time.
+- a rule *fired* for a case when it gave the case non-zero points as of the case's time;
+- calibration: P(won) from the total score by a logistic fit, each case predicted by a fit on
+  the other folds (leaddsl.stats.cross_fitted), against the observed rate, in bins of cases
+  ordered by score.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from typing import Any
 import attrs
 
 from .backtest import Backtest, Case
-from .stats import auc, wilson
+from .stats import auc, cross_fitted, wilson
 
-__all__ = ["Rate", "RuleStat", "Quality", "Report", "OutcomeReport", "report", "quality"]
+__all__ = ["Rate", "RuleStat", "Quality", "Bin", "Report", "OutcomeReport", "report", "quality"]
 
 MIN_CASES = 10  # a rule fired for fewer decided cases is never flagged: too little evidence
+CALIBRATION_CASES = 50  # fewer decided cases (or one class only): no calibration curve
 
 
 @attrs.frozen
@@ -84,6 +88,27 @@ class Quality:
         return attrs.asdict(self)
 
 
+@attrs.frozen
+class Bin:
+    """One point of the calibration curve: cases with scores alike.
+
+    ``predicted`` is their mean predicted probability, ``observed`` the share of them won
+    (with its Wilson interval); scores ``score_low`` to ``score_high`` fall in the bin.
+    """
+
+    cases: int
+    won: int
+    predicted: float
+    observed: float
+    low: float
+    high: float
+    score_low: float
+    score_high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
 def quality(cases: Sequence[Case]) -> Quality:
     """Precision and recall of ``qualified`` over decided cases (each as of its outcome)."""
     tp = sum(1 for c in cases if c.result.qualified and c.outcome.won)
@@ -115,7 +140,11 @@ class Report:
     segments: tuple[Rate, ...]
     rules: tuple[RuleStat, ...]
     qualification: Quality
-    by_score: tuple[Rate, ...]  # conversion by score quintile, lowest first (calibration)
+    by_score: tuple[Rate, ...]  # conversion by score quintile, lowest first
+    # The calibration curve of P(won) given the score, and its mean absolute gap |predicted -
+    # observed| weighted by cases (None when too few cases for one).
+    calibration: tuple[Bin, ...] = ()
+    calibration_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +158,8 @@ class Report:
             "rules": [r.to_dict() for r in self.rules],
             "qualification": self.qualification.to_dict(),
             "by_score": [s.to_dict() for s in self.by_score],
+            "calibration": [b.to_dict() for b in self.calibration],
+            "calibration_error": self.calibration_error,
         }
 
     def render(self) -> str:
@@ -143,8 +174,20 @@ class Report:
         head = ["segment", "value", "won", "cases", "rate", "interval", "lift"]
         head += ["won value"] if money else []
         out.append(_table(head, [_rate_row(s.dimension, s, money) for s in self.segments]))
-        out.append("\nconversion by score quintile (calibration)")
+        out.append("\nconversion by score quintile")
         out.append(_table(head, [_rate_row("score", s, money) for s in self.by_score]))
+        if self.calibration:
+            out.append(
+                "\ncalibration: P(won) from the score (logistic fit, each case predicted by a fit "
+                "on the other folds)\nagainst the share won; mean gap "
+                f"{_pct(self.calibration_error)}"
+            )
+            rows = [
+                [f"{b.score_low:.1f} to {b.score_high:.1f}", str(b.cases), _pct(b.predicted),
+                 _pct(b.observed), _interval((b.low, b.high))]
+                for b in self.calibration
+            ]
+            out.append(_table(["score", "cases", "predicted", "observed", "interval"], rows))
         out.append("\nrules: fired among won and lost, conversion when fired, lift, points")
         rows = [
             [
@@ -228,10 +271,9 @@ def _subject_report(run: Backtest, subject: str) -> Report | None:
     if any(c.result.disqualified for c in everything):
         segments += _segment("disqualified", everything, base,
                              lambda c: list(c.result.reasons) or ["no"])
-    if subject == "contact":
-        segments += _segment(
-            "channel", everything, base, lambda c: list(c.channels) or ["(no event points)"]
-        )
+    segments += _segment(
+        "channel", everything, base, lambda c: list(c.channels) or ["(no event points)"]
+    )
     return Report(
         subject,
         won,
@@ -243,6 +285,7 @@ def _subject_report(run: Backtest, subject: str) -> Report | None:
         _rule_stats(run, cases, base),
         quality(cases),
         _quintiles(cases, base),
+        *_calibration(cases),
     )
 
 
@@ -302,6 +345,34 @@ def _quintiles(cases: Sequence[Case], base: float | None) -> tuple[Rate, ...]:
             out.append(_rate("score", f"{lo:.1f} to {hi:.1f}", won, len(chunk), 0, base, value))
         start = max(start, end)
     return tuple(out)
+
+
+def _calibration(cases: Sequence[Case]) -> tuple[tuple[Bin, ...], float | None]:
+    """The calibration curve: ten bins (five under 200 cases) of cases by score."""
+    won = [c.outcome.won for c in cases]
+    if len(cases) < CALIBRATION_CASES or all(won) or not any(won):
+        return (), None
+    scores = [c.result.total for c in cases]
+    predicted = cross_fitted(scores, won)
+    # Binned by score, not by prediction: each fold's fit maps a score a little differently,
+    # and bins of scores do not overlap (the fit is monotone in the score).
+    order = sorted(range(len(cases)), key=lambda i: scores[i])
+    n, count = len(order), 10 if len(order) >= 200 else 5
+    bins, start = [], 0
+    for k in range(1, count + 1):
+        end = round(n * k / count)
+        while 0 < end < n and scores[order[end]] == scores[order[end - 1]]:
+            end += 1  # equal scores stay together
+        chunk = order[start:end]
+        if chunk:
+            w = sum(1 for i in chunk if won[i])
+            low, high = wilson(w, len(chunk))
+            bins.append(Bin(len(chunk), w, statistics.fmean(predicted[i] for i in chunk),
+                            w / len(chunk), low, high, min(scores[i] for i in chunk),
+                            max(scores[i] for i in chunk)))
+        start = max(start, end)
+    gap = sum(b.cases * abs(b.predicted - b.observed) for b in bins) / n
+    return tuple(bins), gap
 
 
 def _rule_stats(run: Backtest, cases: Sequence[Case], base: float | None) -> tuple[RuleStat, ...]:

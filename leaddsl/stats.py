@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import attrs
 
-__all__ = ["wilson", "auc", "log_loss", "Logistic", "fit_logistic", "solve"]
+__all__ = ["wilson", "auc", "log_loss", "Logistic", "fit_logistic", "cross_fitted", "solve"]
 
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
@@ -76,11 +76,17 @@ def _sigmoid(z: float) -> float:
 
 @attrs.frozen
 class Logistic:
-    """A fitted model: P(won) = sigmoid(intercept + sum(coef[j] * x[j]))."""
+    """A fitted model: P(won) = sigmoid(intercept + sum(coef[j] * x[j])).
+
+    ``se`` are the coefficients' standard errors: the square roots of the diagonal of the
+    inverse penalised Hessian at the fit (the Laplace approximation of the ridge's posterior),
+    NaN for a constant feature, which the data says nothing about.
+    """
 
     intercept: float
     coef: tuple[float, ...]
     iterations: int
+    se: tuple[float, ...] = ()
 
     def predict(self, x: Sequence[float]) -> float:
         return _sigmoid(self.intercept + sum(c * v for c, v in zip(self.coef, x, strict=True)))
@@ -99,16 +105,20 @@ def fit_logistic(
     Features are standardised before the penalty applies, so ``l2`` weighs every rule alike
     whatever its scale (a count of opens and a yes/no fit rule); the intercept is not
     penalised. The coefficients returned are on the original scale. The penalty keeps the
-    problem strictly convex, so Newton converges even when a feature separates the classes.
+    problem strictly convex, so an optimum exists even when a feature separates the classes
+    (without it there is none: the weight would grow forever); each Newton step is halved
+    until the penalised loss falls, so the iteration cannot overshoot.
 
     Args:
         rows: one feature vector per case, all the same length.
         labels: True for won.
-        l2: the penalty ``l2/2 * sum(beta**2)`` on standardised coefficients.
+        l2: the penalty ``l2/2 * sum(beta**2)`` on standardised coefficients, more than 0.
     """
     n = len(rows)
     if n == 0 or n != len(labels):
         raise ValueError("fit_logistic needs as many labels as rows, and at least one")
+    if not l2 > 0:
+        raise ValueError(f"l2 must be more than 0, got {l2!r}")
     d = len(rows[0])
     means = [sum(r[j] for r in rows) / n for j in range(d)]
     sds = []
@@ -128,7 +138,18 @@ def fit_logistic(
     rate = sum(ys) / n
     if 0 < rate < 1:
         beta[0] = math.log(rate / (1 - rate))
+
+    def loss(beta: list[float]) -> float:
+        total = l2 / 2 * sum(b * b for b in beta[1:])
+        for x, y in zip(xs, ys, strict=True):
+            z = sum(beta[a] * v for a, v in x)
+            # log(1 + e^z) - y z, without overflow for large |z|
+            total += (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+        return total
+
+    current = loss(beta)
     it = 0
+    hess: list[list[float]] = []
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         grad = [0.0] * k
         hess = [[0.0] * k for _ in range(k)]
@@ -150,13 +171,46 @@ def fit_logistic(
                 hess[a][b] = hess[b][a]
         hess[0][0] += 1e-9  # all one class: keep the system solvable
         step = solve(hess, grad)
-        beta = [b - s for b, s in zip(beta, step, strict=True)]
+        for _ in range(40):  # damped: halve the step until the loss does not rise
+            trial = [b - s for b, s in zip(beta, step, strict=True)]
+            after = loss(trial)
+            if after <= current + 1e-12 * abs(current):
+                break
+            step = [s / 2 for s in step]
+        beta, current = trial, after
         if max(abs(s) for s in step) < tol:
             break
     coef = [0.0] * d
+    se = [math.nan] * d
     for pos, j in enumerate(live, 1):
         coef[j] = beta[pos] / sds[j]
-    return Logistic(beta[0], tuple(coef), it)
+        # The Hessian of the last step: the step was below tol, so it is the fit's.
+        unit = [1.0 if a == pos else 0.0 for a in range(k)]
+        se[j] = math.sqrt(max(0.0, solve(hess, unit)[pos])) / sds[j]
+    return Logistic(beta[0], tuple(coef), it, tuple(se))
+
+
+def cross_fitted(
+    scores: Sequence[float], labels: Sequence[bool], folds: int = 5, l2: float = 1.0
+) -> list[float]:
+    """P(won) for each case from a logistic fit of the label on the score that never saw it.
+
+    Case ``i`` is in fold ``i % folds``; its probability comes from the fit on the other folds.
+    Predicting a case from a fit that included it flatters the fit (most of all on small
+    segments), so a calibration curve drawn from these probabilities shows how the score
+    would have done on new cases. The light ridge penalty keeps a score that separates the
+    classes of a fold finite.
+    """
+    n = len(scores)
+    if n != len(labels) or folds < 2 or n < folds:
+        raise ValueError("cross_fitted needs as many labels as scores, and a case per fold")
+    out = [0.0] * n
+    for k in range(folds):
+        train = [i for i in range(n) if i % folds != k]
+        fit = fit_logistic([[scores[i]] for i in train], [labels[i] for i in train], l2=l2)
+        for i in range(k, n, folds):
+            out[i] = fit.predict([scores[i]])
+    return out
 
 
 def solve(a: Sequence[Sequence[float]], b: Sequence[float]) -> list[float]:

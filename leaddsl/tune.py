@@ -12,7 +12,6 @@ and labels; only the points change. The held-out split measures it against the c
 from __future__ import annotations
 
 import math
-import random
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import attrs
 
 from . import ast as A
 from .backtest import BEFORE, Case, History
+from .backtest import held_out as in_held_out
 from .diagnostics import Source
 from .errors import LeadDSLError
 from .formatter import format_script
@@ -28,7 +28,7 @@ from .records import Rejected
 from .report import Quality, quality
 from .ruleset import Ruleset
 from .script import compile as compile_script
-from .stats import auc, fit_logistic, log_loss
+from .stats import Z95, auc, fit_logistic, log_loss
 from .syntax import parse
 
 __all__ = ["Tuned", "Weight", "Fit", "tune"]
@@ -38,7 +38,13 @@ MIN_CASES = 20  # below this many decided training cases a fit means nothing
 
 @attrs.frozen
 class Weight:
-    """One rule's points before and after, and its learned weight in log-odds per hit."""
+    """One rule's points before and after, and its learned weight in log-odds per hit.
+
+    ``low`` and ``high`` bound the new points with 95% confidence (the weight ± 1.96 standard
+    errors, in points): a range that holds 0 means the outcomes cannot tell the rule from
+    one worth nothing. NaN for a rule that scored every training contact alike (most often:
+    it never fired), which keeps its old points: the outcomes say nothing about it.
+    """
 
     model: str
     line: int
@@ -46,6 +52,14 @@ class Weight:
     old: float
     new: float
     log_odds: float
+    log_odds_se: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+
+    @property
+    def clear(self) -> bool:
+        """Whether the 95% range of the points leaves out 0."""
+        return self.low > 0 or self.high < 0
 
 
 @attrs.frozen
@@ -92,9 +106,19 @@ class Tuned:
     def render(self) -> str:
         lines = [f"fitted on {self.train} decided contacts, measured on {self.held_out} held out",
                  f"points per unit of log-odds: {self.points_per_log_odds:.3g}", "",
-                 "  line  old     new     log-odds  rule"]
+                 "  line  old     new     95% range       log-odds  rule"]
         for w in self.weights:
-            lines.append(f"  {w.line:<4}  {w.old:<+7g} {w.new:<+7g} {w.log_odds:<+9.3f} {w.rule}")
+            span = "-" if math.isnan(w.low) else f"{w.low:+.1f} to {w.high:+.1f}"
+            lines.append(f"  {w.line:<4}  {w.old:<+7g} {w.new:<+7g} {span:<15} "
+                         f"{w.log_odds:<+9.3f} {w.rule}")
+        kept = sum(1 for w in self.weights if math.isnan(w.log_odds_se))
+        if kept:
+            lines.append(f"({kept} rule{'s' if kept != 1 else ''} scored every training contact "
+                         "alike, most often by never firing: points kept, range '-')")
+        unclear = sum(1 for w in self.weights if not w.clear and not math.isnan(w.log_odds_se))
+        if unclear:
+            lines.append(f"({unclear} of {len(self.weights)} rules have a range holding 0: the "
+                         "outcomes cannot tell them from rules worth nothing)")
         lines.append("")
         for name, fit in (("current", self.before), ("proposed", self.after)):
             q = fit.qualification
@@ -132,7 +156,9 @@ def tune(
 
     Args:
         held_out: the share of decided contacts kept out of the fit, to measure it.
-        seed: which contacts are held out (a seeded shuffle of the ids).
+        seed: which contacts are held out: a hash of the seed and each contact's id decides
+            (leaddsl.backtest.held_out), so ``diff`` with the same share and seed measures on
+            the same contacts.
         l2: the ridge penalty on standardised weights; larger shrinks more towards 0.
         before: score each contact this many seconds before its outcome (default: just
             before), e.g. 14 days to learn what predicts a sale two weeks ahead.
@@ -142,6 +168,8 @@ def tune(
     """
     if not 0 < held_out < 1:
         raise LeadDSLError(f"held_out must be between 0 and 1, got {held_out!r}")
+    if not l2 > 0:
+        raise LeadDSLError(f"l2 must be more than 0 (the penalty keeps the fit finite), got {l2!r}")
     plan = rules.plan
     targets = [(r.span, r.model, r.text, r.points) for r in plan.event_rules]
     targets += [(c.span, c.model, c.text, c.points) for c in plan.condition_rules]
@@ -150,10 +178,7 @@ def tune(
         raise LeadDSLError("the script has no contact rules whose points could be tuned")
     run = history.backtest(rules, before=before)
     cases = [c for c in run.of("contact") if not c.result.disqualified]
-    ids = sorted(c.outcome.id for c in cases)
-    random.Random(seed).shuffle(ids)
-    cut = round(len(ids) * held_out)
-    test_ids = set(ids[:cut])
+    test_ids = {c.outcome.id for c in cases if in_held_out(c.outcome.id, held_out, seed)}
     train = [c for c in cases if c.outcome.id not in test_ids]
     test = [c for c in cases if c.outcome.id in test_ids]
     if len(train) < MIN_CASES or len({c.outcome.won for c in train}) < 2:
@@ -166,15 +191,18 @@ def tune(
     labels = [c.outcome.won for c in train]
     model = fit_logistic(rows, labels, l2=l2)
     scale = _scale(train, rows, model.coef, targets)
+    # A rule that scored every training contact alike (most often: it never fired) has no
+    # evidence either way; it keeps its points rather than fall to the penalty's 0.
     new_points = {
-        (t[0].start, t[0].end): _round(beta * scale)
-        for t, beta in zip(targets, model.coef, strict=True)
+        (t[0].start, t[0].end): float(t[3]) if math.isnan(se) else _round(beta * scale)
+        for t, beta, se in zip(targets, model.coef, model.se, strict=True)
     }
     text = _rewrite(rules.source, plan.filename, new_points)
     proposed = compile_script(text, filename=plan.filename)
     weights = tuple(
-        Weight(t[1], t[0].line, t[2], t[3], new_points[(t[0].start, t[0].end)], beta)
-        for t, beta in zip(targets, model.coef, strict=True)
+        Weight(t[1], t[0].line, t[2], t[3], new_points[(t[0].start, t[0].end)], beta, se,
+               (beta - Z95 * se) * scale, (beta + Z95 * se) * scale)
+        for t, beta, se in zip(targets, model.coef, model.se, strict=True)
     )
     after_run = history.backtest(proposed, before=before)
     after_cases = {c.outcome.id: c for c in after_run.of("contact")}
@@ -231,9 +259,13 @@ def _round(points: float) -> float:
 
 
 def _measure(train: Sequence[Case], test: Sequence[Case]) -> Fit:
-    """AUC and log-loss on ``test`` of the total score, calibrated to odds on ``train``."""
+    """AUC and log-loss on ``test`` of the total score, calibrated to odds on ``train``.
+
+    The calibration is a one-feature logistic fit with a light ridge penalty: a total that
+    separates winners from losers perfectly has no unpenalised fit.
+    """
     calib = fit_logistic([[c.result.total] for c in train], [c.outcome.won for c in train],
-                         l2=0.0)
+                         l2=1.0)
     probs = [calib.predict([c.result.total]) for c in test]
     labels = [c.outcome.won for c in test]
     return Fit(

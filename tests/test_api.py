@@ -94,3 +94,31 @@ def test_a_boolean_never_equals_text() -> None:
     as_bool = leaddsl.compile("when customer = true: +2")
     assert as_text.score({"id": "c1", "customer": True}).total == 0.0
     assert as_bool.score({"id": "c1", "customer": True}).total == 2.0
+
+
+def test_the_closed_loop_is_reachable_from_the_package() -> None:
+    """read_outcomes, History, report, diff and tune are top-level names (the docs use them);
+    their modules stay importable under the same names."""
+    from leaddsl.report import Report  # the module, although leaddsl.report is the function
+
+    history = leaddsl.History(
+        contacts=[{"id": "c1"}, {"id": "c2"}],
+        events=[{"id": "e1", "contact": "c1", "action": "visited", "object": "page",
+                 "name": "pricing", "at": "2026-03-01T00:00:00Z"}],
+        outcomes=leaddsl.read_outcomes([
+            {"contact": "c1", "outcome": "won", "at": "2026-04-01"},
+            {"contact": "c2", "outcome": "lost", "at": "2026-04-01"}]),
+    )
+    rules = leaddsl.compile('when visited page "pricing": +10; qualify when score >= 10')
+    run = history.backtest(rules)
+    assert isinstance(run, leaddsl.Backtest) and isinstance(run.cases[0], leaddsl.Case)
+    made = leaddsl.report(run)
+    assert isinstance(made, leaddsl.OutcomeReport) and isinstance(made.contacts, Report)
+    assert made.contacts.qualification.precision == 1.0
+    changed = leaddsl.diff(rules, leaddsl.compile("when opened email: +1"), history)
+    assert isinstance(changed, leaddsl.RuleDiff)
+    assert [(m.id, m.what) for m in changed.moves] == [("c1", "qualified")]
+    assert callable(leaddsl.tune) and leaddsl.Tuned.__name__ == "Tuned"
+    for name in ("read_outcomes", "Outcome", "Outcomes", "History", "Backtest", "Case",
+                 "report", "OutcomeReport", "diff", "RuleDiff", "tune", "Tuned"):
+        assert name in leaddsl.__all__

@@ -361,3 +361,19 @@ def test_progress_shows_on_a_terminal_only() -> None:
         progress.done()
     assert tty.getvalue() == "\revents read: 20,000...\033[K\r\033[K"
     assert pipe.getvalue() == ""
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path: Path) -> None:
+    """`leaddsl … | head -1`: the closed pipe is the reader's choice, not a mistake to report."""
+    # Output far larger than a pipe's buffer, and its reader gone.
+    (tmp_path / "rules.lead").write_text("when opened email: +1\n")
+    (tmp_path / "contacts.ndjson").write_text("".join(f'{{"id": "c{i}"}}\n'
+                                                      for i in range(20_000)))
+    with subprocess.Popen([sys.executable, "-m", "leaddsl", "score", "rules.lead",
+                           "--contacts", "contacts.ndjson", "--format", "ndjson"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # gone before the first line is written, as `| true` is
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0
+    assert err == ""

@@ -5,12 +5,14 @@ and the HTML report work end to end."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -18,11 +20,11 @@ from hypothesis import strategies as st
 
 import leaddsl
 from leaddsl import ast as A
-from leaddsl.backtest import History
+from leaddsl.backtest import History, held_out
 from leaddsl.diagnostics import Source
 from leaddsl.diff import diff
 from leaddsl.htmlreport import html_report
-from leaddsl.report import Report, report
+from leaddsl.report import Report, quality, report
 from leaddsl.syntax import parse
 from leaddsl.tune import Tuned, tune
 
@@ -116,6 +118,33 @@ def test_the_report_adds_up(contacts: Report, data: Path) -> None:
             assert s.lift == pytest.approx(s.rate / contacts.base_rate)
 
 
+def test_the_calibration_curve_adds_up_and_tells_a_bad_score_from_a_good_one(
+        data: Path, contacts: Report, tuned: Tuned) -> None:
+    bins = contacts.calibration
+    assert len(bins) == 10 and sum(b.cases for b in bins) == contacts.won + contacts.lost
+    assert sum(b.won for b in bins) == contacts.won
+    assert all(b.low <= b.observed == b.won / b.cases <= b.high for b in bins)
+    assert all(a.score_high < b.score_low for a, b in zip(bins, bins[1:], strict=False))
+    # The starting script's points are out of line with what predicts buying: conversion
+    # rises and falls with its score, far from what a smooth fit predicts. The tuned points
+    # are close to the diagonal.
+    assert contacts.calibration_error is not None and contacts.calibration_error > 0.06
+    better = report(History.from_dir(data).backtest(leaddsl.compile(tuned.text))).contacts
+    assert better is not None and better.calibration_error is not None
+    assert better.calibration_error < contacts.calibration_error / 3
+    assert [b.predicted for b in better.calibration] == sorted(
+        b.predicted for b in better.calibration)
+
+
+def test_no_calibration_curve_on_a_handful_of_cases() -> None:
+    h = History(contacts=[{"id": f"c{i}"} for i in range(12)],
+                outcomes=[{"contact": f"c{i}", "outcome": "won" if i % 3 else "lost",
+                           "at": "2026-04-01"} for i in range(12)])
+    made = report(h.backtest(leaddsl.compile("when opened email: +1"))).contacts
+    assert made is not None and made.calibration == () and made.calibration_error is None
+    assert "calibration" not in made.render()
+
+
 def test_scoring_at_the_end_instead_would_flatter_pricing(data: Path,
                                                           rules: leaddsl.Ruleset,
                                                           contacts: Report) -> None:
@@ -143,6 +172,22 @@ def test_tune_down_weights_opens_and_up_weights_pricing(tuned: Tuned) -> None:
     assert tuned.auc_gain is not None and tuned.auc_gain > 0.15
     assert tuned.after.log_loss < tuned.before.log_loss
     assert tuned.held_out > 300 and tuned.train > 700
+
+
+def test_tune_says_which_weights_the_outcomes_cannot_tell_from_zero(tuned: Tuned) -> None:
+    """Each weight comes with a 95% range of points: the planted truth (pricing, webinars, demo
+    requests predict; opens, clicks and downloads do not) is what the ranges say."""
+    by_rule = {w.rule.split(":")[0]: w for w in tuned.weights}
+    for w in tuned.weights:
+        assert w.low < w.log_odds * tuned.points_per_log_odds < w.high
+        assert w.high - w.low == pytest.approx(2 * 1.959964 * w.log_odds_se
+                                               * tuned.points_per_log_odds)
+    for text in ('when visited page "pricing"', "when attended webinar any",
+                 'when submitted form "demo-request"'):
+        assert by_rule[text].clear and by_rule[text].low > 0
+    for text in ("when opened email", "when clicked email", "when downloaded asset any"):
+        assert not by_rule[text].clear
+    assert "have a range holding 0" in tuned.render()
 
 
 def test_the_proposal_is_the_same_script_with_new_points(tuned: Tuned) -> None:
@@ -203,6 +248,13 @@ def test_html_report_is_self_contained_and_escaped(data: Path, rules: leaddsl.Ru
     made = report(History.from_dir(data).backtest(rules))
     page = html_report(made, title="<funnel & co>")
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") >= 5
+    assert made.contacts is not None and made.accounts is not None
+    # One calibration chart per subject, a point per bin.
+    assert page.count("Calibration: predicted against observed") == 2
+    assert "one tenth of the cases" in page and "one fifth of the cases" in page  # 1364, 199
+    assert '<td>1.61</td><td>3</td><td>7.0</td><td class=flag>underrated</td>' in page
+    assert page.count("<circle") == len(made.contacts.calibration) + len(
+        made.accounts.calibration)
     assert "&lt;funnel &amp; co&gt;" in page and "<funnel" not in page
     assert "<script" not in page and "http" not in page.replace("http://www.w3.org", "")
     risky = leaddsl.compile('when visited page "<b>": +1')
@@ -230,6 +282,9 @@ def test_cli_report_table_json_and_html(data: Path) -> None:
     as_json = orjson.loads(run("report", SCRIPT, "--data", data, "--format", "json").stdout)
     assert as_json["contacts"]["won"] + as_json["contacts"]["lost"] > 1000
     assert as_json["accounts"]["won"] > 0
+    assert len(as_json["contacts"]["calibration"]) == 10
+    assert 0 < as_json["contacts"]["calibration_error"] < 1
+    assert "calibration: P(won) from the score" in table.stdout
     html = run("report", SCRIPT, "--data", data, "--format", "html").stdout
     assert html.startswith("<!DOCTYPE html>")
 
@@ -240,10 +295,17 @@ def test_cli_tune_writes_a_script_that_diff_reviews(data: Path, tmp_path: Path) 
     assert tuned.returncode == 0, tuned.stderr
     assert "held-out AUC gain: +" in tuned.stdout and out.is_file()
     assert run("check", out).returncode == 0
-    reviewed = run("diff", SCRIPT, out, "--data", data)
+    # tune prints the diff that reviews its proposal on the contacts it held out.
+    command = tuned.stdout.splitlines()[-1].split()
+    assert command[:2] == ["leaddsl", "diff"] and command[-4:] == ["--held-out", "0.3",
+                                                                   "--seed", "0"]
+    reviewed = run(*command[1:])
     assert reviewed.returncode == 0, reviewed.stderr
     assert "contacts change band:" in reviewed.stdout
-    assert "on the outcomes (each scored as of just before it):" in reviewed.stdout
+    assert "held out (share 0.3, seed 0), 199 accounts, each scored as of just before it:" in (
+        reviewed.stdout)
+    bad = run("diff", SCRIPT, out, "--data", data, "--held-out", "2")
+    assert bad.returncode == 1 and "--held-out takes a share between 0 and 1" in bad.stderr
 
 
 def test_cli_names_a_bad_outcome_record(tmp_path: Path) -> None:
@@ -283,6 +345,58 @@ def test_the_account_report_sees_the_committee_truth(data: Path, rules: leaddsl.
     assert accounts.auc is not None and accounts.auc > 0.65
 
 
+def test_diff_measures_on_the_contacts_tune_held_out(data: Path, rules: leaddsl.Ruleset,
+                                                     tuned: Tuned) -> None:
+    """tune's held-out figures are reproduced by diff given the same share and seed: the
+    diff's outcome figures then leave out every contact the fit was trained on."""
+    history = History.from_dir(data)
+    d = diff(rules, leaddsl.compile(tuned.text), history, held_out=0.3, seed=0)
+    assert d.outcomes is not None
+    old_side, new_side = d.outcomes
+    # diff also counts the disqualified contacts tune leaves out of its fit: never qualified,
+    # never won, so only the count of lost and not qualified differs.
+    students = sum(1 for c in history.backtest(rules).of("contact")
+                   if c.result.disqualified and held_out(c.outcome.id, 0.3, 0))
+    assert students > 0 and old_side.contacts == tuned.held_out + students
+    for side, fit in ((old_side, tuned.before), (new_side, tuned.after)):
+        assert side.qualification == attrs.evolve(
+            fit.qualification, rejected_lost=fit.qualification.rejected_lost + students)
+    everyone = diff(rules, leaddsl.compile(tuned.text), history)
+    assert everyone.outcomes is not None and everyone.outcomes[0].contacts == 1364
+    assert "430 contacts held out (share 0.3, seed 0)" in d.render()
+
+
+def test_diff_before_scores_each_outcome_earlier(data: Path, rules: leaddsl.Ruleset) -> None:
+    history = History.from_dir(data)
+    d = diff(rules, rules, history, before=14 * 86_400)
+    assert d.outcomes is not None
+    early = [c for c in history.backtest(rules, before=14 * 86_400).of("contact")]
+    assert d.outcomes[0].qualification == quality(early)
+    assert d.outcomes[0].qualification != quality(history.backtest(rules).of("contact"))
+    assert "each scored as of 14 days before it" in d.render()
+    with pytest.raises(leaddsl.LeadDSLError, match="held_out must be between 0 and 1"):
+        diff(rules, rules, history, held_out=1.0)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=20, unique=True),
+       st.floats(0.05, 0.95), st.integers(0, 5))
+def test_the_held_out_split_depends_on_each_id_alone(ids: list[str], share: float,
+                                                     seed: int) -> None:
+    alone = [held_out(i, share, seed) for i in ids]
+    assert [held_out(i, share, seed) for i in reversed(ids)] == alone[::-1]
+    assert all(held_out(i, min(share + 0.04, 0.99), seed) for i, h in zip(ids, alone,
+                                                                           strict=True) if h)
+
+
+def test_the_held_out_share_is_close_to_the_one_asked_for() -> None:
+    for share in (0.1, 0.3, 0.5):
+        n = sum(held_out(f"c{i}", share, 7) for i in range(20_000))
+        assert abs(n / 20_000 - share) < 0.015
+    with pytest.raises(leaddsl.LeadDSLError, match="between 0 and 1"):
+        held_out("c1", 0.0)
+
+
 def test_diff_reports_records_only_one_script_refuses() -> None:
     h = History(contacts=[{"id": "c1", "employees": "many"}, {"id": "c2", "employees": 50}],
                 errors="collect")
@@ -315,3 +429,33 @@ def test_rewriting_points_changes_exactly_the_points(draw: st.DataObject) -> Non
     assert got == want
     assert new.plan.qualify == plan.qualify and new.plan.steps == plan.steps
     assert "# Sales sees grades and bands" in new.source
+
+
+def test_a_rule_the_outcomes_never_saw_keeps_its_points(data: Path) -> None:
+    """A rule that never fired before any outcome (a new campaign) has no evidence: tune keeps
+    its points instead of letting the penalty set them to 0."""
+    text = SCRIPT.read_text(encoding="utf-8").replace(
+        '    when submitted form "demo-request": +25 once\n',
+        '    when submitted form "demo-request": +25 once\n'
+        '    when attended event "conference-2027": +15\n')
+    tuned = tune(leaddsl.compile(text, filename="new.lead"), History.from_dir(data))
+    (new,) = [w for w in tuned.weights if "conference-2027" in w.rule]
+    assert (new.old, new.new) == (15.0, 15.0) and math.isnan(new.low) and not new.clear
+    assert 'when attended event "conference-2027": +15' in tuned.text
+    assert "1 rule scored every training contact alike" in tuned.render()
+    # The other rules are fitted as without it.
+    others = {w.rule: w.new for w in tuned.weights if w is not new}
+    assert others['when submitted form "demo-request": +25 once'] > 25
+
+
+def test_cli_report_and_tune_say_where_outcomes_are_missing(tmp_path: Path) -> None:
+    (tmp_path / "contacts.ndjson").write_text('{"id": "c1"}\n')
+    for command in ("report", "tune"):
+        done = run(command, SCRIPT, "--data", tmp_path)
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr == (f"leaddsl: {command} needs outcomes: {tmp_path} has no "
+                               "outcomes.ndjson or outcomes.csv (name a file with --outcomes)\n")
+    (tmp_path / "empty.ndjson").write_text("")
+    done = run("report", SCRIPT, "--data", tmp_path, "--outcomes", tmp_path / "empty.ndjson")
+    assert done.returncode == 1 and "empty.ndjson holds none" in done.stderr
+    assert run("diff", SCRIPT, SCRIPT, "--data", tmp_path).returncode == 0

@@ -156,6 +156,15 @@ def test_each_case_is_scored_just_before_its_outcome() -> None:
     assert by[("account", "a1")].result.total == 22.0  # not c2's pricing visit at day 10
     assert by[("contact", "c1")].channels == ("ads", "email")
     assert by[("contact", "c3")].channels == ("(none)",)
+    # An account: the channels that earned its contacts points before its outcome (e4 is
+    # later, through "web").
+    assert by[("account", "a1")].channels == ("ads", "email")
+    early = history([ev("e6", "c2", "pricing", 4, channel="social")]).backtest(RULES)
+    assert [c.channels for c in early.of("account")] == [("ads", "email", "social")]
+    made = report(run).accounts
+    assert made is not None
+    assert [(s.value, s.won) for s in made.segments if s.dimension == "channel"] == [
+        ("ads", 1), ("email", 1)]
 
 
 @settings(max_examples=40, deadline=None)
@@ -311,3 +320,119 @@ def test_before_scores_each_outcome_earlier() -> None:
     assert [c.result.total for c in run.of("contact")] == [0.0, 1.0]
     with pytest.raises(leaddsl.LeadDSLError, match="before must be at least"):
         history().backtest(RULES, before=0)
+
+
+def test_logistic_fit_survives_a_feature_that_separates_the_classes() -> None:
+    """Perfect separation has no unpenalised optimum; the ridge keeps one, and damped Newton
+    steps reach it instead of overshooting into a singular system."""
+    rows = [[float(i)] for i in range(40)]
+    labels = [i >= 20 for i in range(40)]
+    for l2 in (1.0, 1e-3):
+        fit = fit_logistic(rows, labels, l2=l2)
+        assert math.isfinite(fit.coef[0]) and fit.coef[0] > 0
+        assert fit.predict([39.0]) > 0.5 > fit.predict([0.0])
+        assert abs(sum(fit.predict(r) for r in rows) - 20) < 1e-5  # the intercept's equation
+    with pytest.raises(ValueError, match="l2 must be more than 0"):
+        fit_logistic(rows, labels, l2=0.0)
+
+
+def test_tune_on_a_score_that_already_separates_winners() -> None:
+    """The calibration of the current script's total must not break when it is perfect."""
+    from leaddsl.tune import tune
+
+    contacts = [{"id": f"c{i:02d}"} for i in range(40)]
+    events = [ev(f"p{i}", f"c{i:02d}", "pricing", 1) for i in range(20)]
+    events += [ev(f"o{i}", f"c{i:02d}", "news", 1, action="opened", obj="email")
+               for i in range(40)]
+    outcomes = [{"contact": f"c{i:02d}", "outcome": "won" if i < 20 else "lost", "at": at(30)}
+                for i in range(40)]
+    rules = leaddsl.compile('when visited page "pricing": +3\nwhen opened email: +1\n'
+                            "qualify when score >= 3")
+    tuned = tune(rules, History(contacts=contacts, events=events, outcomes=outcomes))
+    assert tuned.before.auc == 1.0 and tuned.after.auc == 1.0
+    assert math.isfinite(tuned.before.log_loss) and math.isfinite(tuned.after.log_loss)
+    with pytest.raises(leaddsl.LeadDSLError, match="l2 must be more than 0"):
+        tune(rules, History(contacts=contacts, events=events, outcomes=outcomes), l2=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=10, max_size=40),
+       st.integers(0, 39))
+def test_cross_fitted_never_predicts_a_case_from_itself(rows: list[tuple[int, bool]],
+                                                        flip: int) -> None:
+    """Changing one case's outcome leaves its own prediction as it was (it was not in the fit)."""
+    from leaddsl.stats import cross_fitted
+
+    scores, labels = [float(s) for s, _ in rows], [y for _, y in rows]
+    flip %= len(rows)
+    first = cross_fitted(scores, labels)
+    labels[flip] = not labels[flip]
+    second = cross_fitted(scores, labels)
+    assert math.isclose(first[flip], second[flip], rel_tol=1e-9, abs_tol=1e-12)
+    assert all(0 < p < 1 for p in first)
+
+
+def test_a_resent_event_keeps_the_channel_of_the_one_that_counted(tmp_path: Path) -> None:
+    """The engine counts an event id once per contact, the first time it arrives: its channel
+    is the first one's, whether the events are records or a file."""
+    events = [ev("x", "c1", "pricing", 1, channel="ads"),
+              ev("x", "c1", "pricing", 2, channel="social"),
+              ev("y", "c1", "pricing", 3, channel="web")]
+    path = tmp_path / "events.ndjson"
+    path.write_text("".join(__import__("json").dumps(e) + "\n" for e in events))
+    rules = leaddsl.compile('when visited page "pricing": +10')
+    for source in (events, path):
+        h = History(contacts=[{"id": "c1"}], events=source,
+                    outcomes=[{"contact": "c1", "outcome": "won", "at": at(9)}])
+        (case,) = h.backtest(rules).cases
+        assert case.result.total == 20.0
+        assert case.channels == ("ads", "web")
+
+
+def test_logistic_standard_errors_match_the_log_odds_ratio_of_a_two_by_two_table() -> None:
+    """One yes/no feature, next to no penalty: the coefficient is the log odds ratio and its
+    standard error Woolf's sqrt(1/a + 1/b + 1/c + 1/d)."""
+    a, b, c, d = 30, 70, 12, 88  # feature on: 30 won, 70 lost; off: 12 won, 88 lost
+    rows = [[1.0]] * (a + b) + [[0.0]] * (c + d)
+    labels = [True] * a + [False] * b + [True] * c + [False] * d
+    fit = fit_logistic(rows, labels, l2=1e-9)
+    assert math.isclose(fit.coef[0], math.log(a * d / (b * c)), rel_tol=1e-6)
+    assert math.isclose(fit.se[0], math.sqrt(1 / a + 1 / b + 1 / c + 1 / d), rel_tol=1e-5)
+    # A constant feature carries no evidence; more penalty, less uncertainty.
+    assert math.isnan(fit_logistic([[1.0, r[0]] for r in rows], labels, l2=1e-9).se[0])
+    assert fit_logistic(rows, labels, l2=50.0).se[0] < fit.se[0]
+
+
+def test_a_backtest_can_reuse_a_loaded_engine_of_its_rules_only() -> None:
+    from leaddsl.backtest import backtest
+
+    h = history()
+    loaded = h.engine(RULES)
+    again = backtest(RULES, h, loaded=loaded)
+    assert report(again).to_dict() == report(h.backtest(RULES)).to_dict()
+    with pytest.raises(leaddsl.LeadDSLError, match="other rules"):
+        backtest(leaddsl.compile(RULES.source), h, loaded=loaded)
+
+
+def test_a_contact_first_seen_after_an_account_outcome_is_not_in_its_committee() -> None:
+    """Customers add people after signing: a contact whose every event is later than the
+    account's outcome was not known then and must not count (a committee-size leak). A contact
+    with no events at all has no date to go by and stays."""
+    rules = leaddsl.compile(
+        "when visited page any: +1\naccount:\n    score size:\n"
+        "        when count of contacts >= 3: +50\n        when count of contacts >= 2: +20\n"
+    )
+
+    def run(*contacts: str) -> float:
+        h = History(
+            accounts=[{"id": "a1"}],
+            contacts=[{"id": c, "account": "a1"} for c in contacts],
+            events=[e for e in (ev("e1", "c1", "blog", 0), ev("e2", "c2", "blog", 40),
+                                ev("e3", "c2", "blog", 50)) if e["contact"] in contacts],
+            outcomes=[{"account": "a1", "outcome": "won", "at": at(30)}])
+        (case,) = h.backtest(rules).cases
+        return case.result.total
+
+    assert run("c1", "c2") == 0.0  # c2 is first seen on day 40, after the outcome on day 30
+    assert run("c1", "c3") == 20.0  # c3 has no events: nothing says it came later
+    assert run("c1", "c2", "c3") == 20.0
