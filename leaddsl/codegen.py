@@ -136,10 +136,10 @@ class _Writer:
         closures read, through them.
         """
         match cond:
-            case P.AllOf(items=items):
-                return "(" + " and ".join(self.cond(i, late) for i in items) + ")"
+            case P.AllOf(items=items):  # all() of nothing is true, any() of nothing false
+                return "(" + (" and ".join(self.cond(i, late) for i in items) or "True") + ")"
             case P.AnyOf(items=items):
-                return "(" + " or ".join(self.cond(i, late) for i in items) + ")"
+                return "(" + (" or ".join(self.cond(i, late) for i in items) or "False") + ")"
             case P.Negate(item=item):
                 return f"(not {self.cond(item, late)})"
             case P.Cmp(subject=P.Attr(name=name), op=op, value=value, exact=exact):

@@ -190,3 +190,15 @@ def test_explain_of_a_summary_replays_only_the_events_it_scored() -> None:
     events.append((150.0, "e2", "opened", "email", None))
     assert [c.events for c in result.explain()] == [("e1",)]
     assert result.total == 1.0
+
+
+def test_empty_and_or_keep_the_meaning_of_all_and_any() -> None:
+    """The compiler makes no empty and/or today; the generated code must not turn one into
+    an empty tuple (false) where the closures say all() of nothing is true."""
+    from leaddsl import plan as P
+    from leaddsl.codegen import _Writer
+
+    rules = leaddsl.compile("when opened email: +1")
+    w = _Writer(rules)
+    assert w.cond(P.AllOf(()), late=True) == "(True)"
+    assert w.cond(P.AnyOf(()), late=True) == "(False)"
