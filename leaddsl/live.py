@@ -187,7 +187,10 @@ class LiveRules:
                 else:
                     ref = max(mine)[0]  # tuples order by time first
                     pts = self._points[i]
-                    decayed = math.fsum([pts * 0.5 ** ((ref - e[0]) / hl) for e in mine])
+                    if len(mine) == 1:  # the rule's own float, as add() keeps it: no new object
+                        decayed = pts
+                    else:
+                        decayed = math.fsum([pts * 0.5 ** ((ref - e[0]) / hl) for e in mine])
                     st.rules[i] = [len(mine), decayed, ref]
             elif kind == ONCE:
                 st.rules[i] = min(mine)
