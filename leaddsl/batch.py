@@ -1,0 +1,556 @@
+"""Batch re-scoring on DuckDB: the whole history, the rule script compiled to SQL.
+
+Events (the large part) never pass through Python: DuckDB reads them from NDJSON or Parquet
+files (globs allowed), an existing relation or an Arrow table, validates them, drops repeated
+event ids, and runs the query that leaddsl.sql.compiler builds from the script's plan.
+Contacts and accounts (small next to the events) are read and validated in Python exactly as
+the Python path does it (the same errors, the same account graph), then handed to DuckDB.
+The account block is evaluated over the contacts' SQL results with the Python account rules,
+their tests on contacts computed in SQL.
+
+Example:
+    >>> import leaddsl, leaddsl.batch
+    >>> rules = leaddsl.compile("when opened email: +1")
+    >>> result = leaddsl.batch.score(
+    ...     rules, events=[{"id": "e1", "contact": "c1", "action": "opened", "object": "email",
+    ...                     "at": "2026-01-01T00:00:00Z"}], contacts=[{"id": "c1"}])
+    >>> result.contacts[0]["total"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from . import plan as P
+from .accounts import AccountResult, AccountRules
+from .engine import Engine, Progress, _Sourced
+from .errors import LeadDSLError, RecordError
+from .records import MAX_TIME, MIN_TIME, Rejected, check_event, parse_time, read_ndjson, to_datetime
+from .results import ContactResult
+from .ruleset import EvalState, Ruleset, _as_text, _missing
+from .sql import require
+from .sql.compiler import ContactSQL, attribute_columns, col, ident, member_conditions
+
+__all__ = ["score", "BatchResult"]
+
+Source = str | Path | Sequence[str | Path] | Iterable[Mapping[str, Any]] | Any
+
+
+@attrs.frozen
+class BatchResult:
+    """What a batch run computed: a dict per contact and per account, and what it set aside.
+
+    Rows have the keys of ``ContactResult.to_dict()``: ``id``, ``total``, ``scores`` (per
+    model), ``labels``, ``qualified``, ``disqualified``, ``reasons``, ``as_of``.
+    """
+
+    contacts: tuple[dict[str, Any], ...]
+    accounts: tuple[dict[str, Any], ...]
+    rejected: tuple[Rejected, ...]
+    as_of: datetime | None
+    events: int  # events scored (repeated ids counted once)
+    duplicates: int  # events whose id their contact already had
+    orphans: tuple[str, ...] = ()
+
+    def write(self, path: str | Path) -> list[Path]:
+        """Write the contact rows to ``path`` (``.parquet`` or ``.ndjson``, by suffix) and, when
+        the script has an account block, the account rows beside it (``NAME.accounts.SUFFIX``).
+
+        Returns the paths written.
+        """
+        path = Path(path)
+        if path.suffix not in (".parquet", ".ndjson"):
+            raise LeadDSLError(f"cannot write {str(path)!r}: the name must end in .parquet or "
+                               ".ndjson")
+        out = [path]
+        _write(path, self.contacts)
+        if self.accounts:
+            extra = path.with_name(f"{path.stem}.accounts{path.suffix}")
+            _write(extra, self.accounts)
+            out.append(extra)
+        return out
+
+
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A result row as flat columns: score.MODEL and label.LADDER beside the rest."""
+    flat = {k: v for k, v in row.items() if k not in ("scores", "labels")}
+    flat.update({f"score.{m}": v for m, v in row["scores"].items()})
+    flat.update({f"label.{k}": v for k, v in row["labels"].items()})
+    return flat
+
+
+def _write(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    if path.suffix == ".ndjson":
+        with open(path, "wb") as f:
+            for row in rows:
+                f.write(orjson.dumps(row) + b"\n")
+        return
+    duckdb = require("duckdb", "batch")
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "rows.ndjson"
+        with open(staged, "wb") as f:
+            for row in rows:
+                f.write(orjson.dumps(_flat(row)) + b"\n")
+        con = duckdb.connect()
+        try:
+            if rows:
+                con.read_json(str(staged), format="newline_delimited").write_parquet(str(path))
+            else:
+                con.sql("SELECT NULL::VARCHAR AS id WHERE false").write_parquet(str(path))
+        finally:
+            con.close()
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+
+def _paths(source: str | Path | Sequence[str | Path]) -> list[str]:
+    """Files named by a path, a glob or a list of them; a name that matches nothing is an error."""
+    items = [source] if isinstance(source, (str, Path)) else list(source)
+    out: list[str] = []
+    for item in items:
+        text = str(item)
+        found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        if not found or not all(os.path.isfile(f) for f in found):
+            raise LeadDSLError(f"no such file: {text!r}")
+        out += found
+    return out
+
+
+def _is_paths(source: object) -> bool:
+    return isinstance(source, (str, Path)) or (
+        isinstance(source, (list, tuple))
+        and bool(source)
+        and all(isinstance(s, (str, Path)) for s in source)
+    )
+
+
+def _parquet(paths: Sequence[str]) -> bool:
+    kinds = {p.endswith(".parquet") for p in paths}
+    if len(kinds) > 1:
+        raise LeadDSLError("mix of Parquet and NDJSON files in one input; give one kind")
+    return kinds == {True}
+
+
+def _records(con: Any, source: Source, name: str) -> Iterator[tuple[str, Any]]:
+    """Records of a small input (contacts, accounts) with where each came from."""
+    if _is_paths(source):
+        paths = _paths(source)
+        for path in paths:
+            if path.endswith(".parquet"):
+                rel = con.read_parquet(path)
+                yield from _rows(rel, f"{path} row")
+            else:
+                yield from read_ndjson(path)
+        return
+    if isinstance(source, Iterable) and not hasattr(source, "fetchall") and not _arrow(source):
+        for i, rec in enumerate(source):
+            yield f"{name}[{i}]", rec
+        return
+    yield from _rows(_relation(con, source), f"{name} row")
+
+
+def _arrow(source: object) -> bool:
+    return type(source).__module__.startswith("pyarrow")
+
+
+def _relation(con: Any, source: Any) -> Any:
+    if hasattr(source, "fetchall") and hasattr(source, "columns"):
+        return source  # a DuckDB relation
+    if _arrow(source):
+        return con.from_arrow(source)
+    raise LeadDSLError(f"cannot read {type(source).__name__} as records")
+
+
+def _rows(rel: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    names = rel.columns
+    for i, row in enumerate(rel.fetchall(), 1):
+        yield f"{prefix} {i}", {k: v for k, v in zip(names, row, strict=True) if v is not None}
+
+
+# ---- contacts and accounts ----------------------------------------------------------------
+
+
+def _normalized(value: object) -> tuple[str | None, str | None, float | None, bool | None, bool]:
+    """An attribute as the compiled SQL reads it (text, folded text, number, boolean,
+    present), typed as the Python evaluator types it."""
+    if _missing(value):
+        return None, None, None, None, False
+    if isinstance(value, bool):
+        return None, None, None, value, True
+    if isinstance(value, (int, float)):
+        text = _as_text(value)
+        return text, text.casefold(), float(value), None, True
+    text = value if isinstance(value, str) else str(value)
+    return text, text.casefold(), None, None, True
+
+
+def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str], tmp: Path) -> None:
+    """The contacts table: id and the normalized columns of each attribute the rules read."""
+    staged = tmp / "contacts.ndjson"
+    with open(staged, "wb") as f:
+        for cid, rec in engine._attrs.items():
+            row: dict[str, Any] = {"id": cid}
+            for k, name in enumerate(attributes):
+                t, fo, n, b, p = _normalized(rec.get(name))
+                row.update({f"a{k}t": t, f"a{k}f": fo, f"a{k}n": n, f"a{k}b": b, f"a{k}p": p})
+            f.write(orjson.dumps(row) + b"\n")
+    columns = {"id": "VARCHAR"}
+    for k in range(len(attributes)):
+        columns.update({f"a{k}t": "VARCHAR", f"a{k}f": "VARCHAR", f"a{k}n": "DOUBLE",
+                        f"a{k}b": "BOOLEAN", f"a{k}p": "BOOLEAN"})
+    con.read_json(str(staged), format="newline_delimited", columns=columns).create(
+        "leaddsl_staged")
+    from sqlglot import exp
+
+    outputs: list[exp.Expression] = [col("id")]
+    for k, name in enumerate(attributes):
+        for suffix, column in zip("tfnbp", attribute_columns(name), strict=True):
+            outputs.append(exp.alias_(col(f"a{k}{suffix}"), column, quoted=True))
+    view = exp.select(*outputs).from_(ident("leaddsl_staged"))
+    con.execute(f"CREATE TEMP VIEW leaddsl_contacts AS {view.sql(dialect='duckdb')}")
+
+
+# ---- events -------------------------------------------------------------------------------
+
+_EVENT_COLUMNS = {"id": "VARCHAR", "contact": "VARCHAR", "at": "VARCHAR", "action": "VARCHAR",
+                  "object": "VARCHAR", "name": "VARCHAR"}
+
+
+def _time_sql(kind: str) -> str:
+    """Epoch seconds from the `at` column of a given type; NULL when it cannot be read."""
+    if kind.startswith("TIMESTAMP") or kind == "DATE":
+        return 'epoch(CAST("at" AS TIMESTAMPTZ))'
+    if kind in ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "HUGEINT", "UBIGINT", "DECIMAL"):
+        return 'CAST("at" AS DOUBLE)'
+    # Text: ISO 8601 (no offset: UTC, the session's time zone), else a number of seconds.
+    return ('coalesce(epoch(TRY_CAST("at" AS TIMESTAMPTZ)), '
+            'TRY_CAST(TRY_CAST("at" AS VARCHAR) AS DOUBLE))')
+
+
+def _stage_events(con: Any, source: Source) -> tuple[list[str] | None, bool]:
+    """The table leaddsl_raw_ev(id, contact, at_text, t, action, object, name) in input order.
+
+    Returns the NDJSON paths (None for other inputs) and whether some lines were not JSON.
+    """
+    paths: list[str] | None = None
+    broken = False
+    if _is_paths(source):
+        files = _paths(source)
+        if _parquet(files):
+            rel = con.read_parquet(files)
+        else:
+            paths = files
+            rel = con.read_json(files, format="newline_delimited", columns=_EVENT_COLUMNS)
+    elif isinstance(source, Iterable) and not hasattr(source, "fetchall") and not _arrow(source):
+        return None, False  # records in memory: staged by _stage_records
+    else:
+        rel = _relation(con, source)
+    have = {c.lower(): str(t).upper() for c, t in zip(rel.columns, rel.types, strict=True)}
+    if "at" not in have or "action" not in have or "contact" not in have:
+        raise LeadDSLError("events need the columns contact, action and at; got "
+                           + ", ".join(rel.columns))
+    rel.create_view("leaddsl_raw", replace=True)
+
+    def text(c: str) -> str:
+        return f'CAST("{c}" AS VARCHAR)' if c in have else "NULL::VARCHAR"
+
+    sql = (
+        "CREATE TEMP TABLE leaddsl_raw_ev AS SELECT "
+        f"{text('id')} AS id, {text('contact')} AS contact, {text('at')} AS at_text, "
+        f"{_time_sql(have['at'])} AS t, {text('action')} AS action, {text('object')} AS object, "
+        f"{text('name')} AS name FROM leaddsl_raw"
+    )
+    try:
+        con.execute(sql)
+    except Exception as exc:  # duckdb's errors: a line that is not JSON, a bad cast
+        if paths is None:
+            raise LeadDSLError(f"cannot read the events: {exc}") from None
+        broken = True
+        con.read_json(paths, format="newline_delimited", columns=_EVENT_COLUMNS,
+                      ignore_errors=True).create_view("leaddsl_raw", replace=True)
+        con.execute(sql)
+    return paths, broken
+
+
+def _stage_records(con: Any, records: Iterable[Mapping[str, Any]], tmp: Path) -> list[str]:
+    """Events given as mappings: written to a file DuckDB reads, keeping the record format."""
+    staged = tmp / "events.ndjson"
+    with open(staged, "wb") as f:
+        for rec in records:
+            f.write(orjson.dumps(rec, default=str) + b"\n")
+    _stage_events(con, [str(staged)])
+    return [str(staged)]
+
+
+_BAD = f"""(e.action IS NULL OR e.action = '' OR e.at_text IS NULL OR e.t IS NULL
+    OR e.t < {MIN_TIME!r} OR e.t > {MAX_TIME!r} OR e.contact IS NULL OR k.id IS NULL)"""
+
+
+def _python_rejects(paths: Sequence[str], known: set[str], raise_first: bool,
+                    names: Mapping[str, str] | None = None) -> list[Rejected]:
+    """The bad events of NDJSON files as the Python path names them (file:line, field)."""
+    out: list[Rejected] = []
+    for path in paths:
+        rejected: list[Rejected] | None = None if raise_first else []
+        for source, rec in read_ndjson(path, rejected):
+            # Records given in memory are named as the Python path names them: events[i].
+            line = int(source.rpartition(":")[2])
+            shown = source if names is None else f"{names[path]}[{line - 1}]"
+            try:
+                ev = check_event(rec, shown, require_contact=True)
+                if ev.contact not in known:
+                    raise RecordError(f"unknown contact {ev.contact!r}", source=shown,
+                                      record_id=ev.id, field="contact")
+            except RecordError as err:
+                if raise_first:
+                    raise
+                out.append(Rejected(shown, str(err), rec))
+        out += rejected or []
+    return out
+
+
+def _sql_rejects(con: Any, raise_first: bool) -> list[Rejected]:
+    """Bad events of a Parquet file or relation, named by row."""
+    rows = con.execute(
+        "SELECT e.rn, e.id, e.contact, e.at_text, e.action, e.object, e.name FROM "
+        "(SELECT rowid + 1 AS rn, * FROM leaddsl_raw_ev) e LEFT JOIN leaddsl_contacts k "
+        f"ON k.id = e.contact WHERE {_BAD} ORDER BY e.rn" + (" LIMIT 1" if raise_first else "")
+    ).fetchall()
+    out = []
+    for rn, eid, contact, at, action, obj, name in rows:
+        rec = {k: v for k, v in (("id", eid), ("contact", contact), ("at", at),
+                                 ("action", action), ("object", obj), ("name", name))
+               if v is not None}
+        source = f"events row {rn}"
+        try:
+            ev = check_event(rec, source, require_contact=True)
+            err = RecordError(f"unknown contact {ev.contact!r}", source=source, record_id=ev.id,
+                              field="contact")
+        except RecordError as exc:
+            err = exc
+        if raise_first:
+            raise err
+        out.append(Rejected(source, str(err), rec))
+    return out
+
+
+# ---- the account block ------------------------------------------------------------------
+
+
+class _Stand:
+    """What the account rules read of a contact's evaluation: its role and latest event."""
+
+
+class _SQLAccountRules(AccountRules):
+    """The account rules with their tests on contacts read from the SQL results."""
+
+    def __init__(self, account: P.AccountPlan, members: Ruleset,
+                 tests: tuple[P.Cond, ...]) -> None:
+        self._where = {w: k for k, w in enumerate(tests)}
+        self.hits: dict[str, tuple[bool, ...]] = {}
+        super().__init__(account, members)
+
+    def _member_test(self, where: P.Cond | None, qualified: bool = False) -> Callable[..., bool]:
+        k = None if where is None else self._where[where]
+        hits = self.hits
+
+        def test(c: ContactResult) -> bool:
+            if qualified and not c.qualified:
+                return False
+            return k is None or hits[c.id][k]
+
+        return test
+
+
+def _score_accounts(rules: Ruleset, engine: Engine, rows: Mapping[str, dict[str, Any]],
+                    hits: Mapping[str, tuple[bool, ...]], last: Mapping[str, float | None],
+                    tests: tuple[P.Cond, ...], as_of: float | None) -> list[dict[str, Any]]:
+    assert rules.plan.account is not None
+    arules = _SQLAccountRules(rules.plan.account, rules, tests)
+    arules.hits.update(hits)
+    when = to_datetime(as_of)
+    results: dict[str, ContactResult] = {}
+    for cid, row in rows.items():
+        st = EvalState(rules, {"role": engine._attrs[cid].get("role")}, as_of)
+        st.last_time = last[cid]
+        results[cid] = ContactResult(
+            id=cid, total=row["total"], scores=row["scores"], labels=row["labels"],
+            qualified=row["qualified"], disqualified=row["disqualified"],
+            reasons=tuple(row["reasons"]), as_of=when, state=st)
+    graph, done = engine.graph, {}
+    for a in graph.bottom_up():
+        done[a] = arules.score_account(
+            engine._account_attrs[a],
+            [results[c] for c in graph.members_unsorted(a)],
+            [done[c] for c in graph.children(a)],
+            as_of,
+            graph.parent(a),
+        )
+    out: list[AccountResult] = [done[a] for a in engine.account_ids()]
+    return [r.to_dict() for r in out]
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+def score(
+    rules: Ruleset,
+    events: Source,
+    contacts: Source,
+    accounts: Source = (),
+    *,
+    as_of: object = None,
+    backend: str = "duckdb",
+    threads: int | None = None,
+    errors: str = "raise",
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Score every contact from its whole history, and every account, on DuckDB.
+
+    Args:
+        rules: a compiled Ruleset.
+        events: NDJSON or Parquet path(s) (globs allowed), a DuckDB relation, an Arrow table,
+            or event mappings. Each event has ``contact``, ``action``, ``at`` and optionally
+            ``id``, ``object``, ``name``.
+        contacts, accounts: the same kinds of input (records as in the Python path).
+        as_of: the evaluation time; default the latest event's.
+        backend: "duckdb" (the only batch backend; Spark has leaddsl.spark).
+        threads: DuckDB threads (default: every core).
+        errors: "raise" stops at the first bad record with a RecordError naming its file,
+            line and field; "collect" sets every bad record aside in ``rejected``.
+        progress: called with (what, count) as the run goes.
+
+    Returns:
+        A frozen BatchResult.
+    """
+    if backend != "duckdb":
+        raise LeadDSLError(f"unknown batch backend {backend!r}; use 'duckdb' (for Spark: "
+                           "leaddsl.spark.score)")
+    if errors not in ("raise", "collect"):
+        raise LeadDSLError(f"errors must be 'raise' or 'collect', not {errors!r}")
+    if not isinstance(rules, Ruleset):
+        raise LeadDSLError(f"score takes a compiled Ruleset, got {type(rules).__name__}")
+    duckdb = require("duckdb", "batch")
+    require("sqlglot", "batch")
+    fixed = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
+    say = progress or (lambda what, n: None)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if threads is not None:
+            con.execute(f"SET threads TO {int(threads)}")
+        with tempfile.TemporaryDirectory(prefix="leaddsl-") as tmp:
+            return _run(con, rules, events, contacts, accounts, fixed, errors, say, Path(tmp))
+    finally:
+        con.close()
+
+
+def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: Source,
+         fixed: float | None, errors: str, say: Progress, tmp: Path) -> BatchResult:
+    # Contacts and accounts, validated and linked as the Python path does.
+    engine = Engine(rules)
+    load = engine.load(accounts=_Sourced(_records(con, accounts, "accounts")), errors=errors)
+    rejected = list(load.rejected)
+    load = engine.load(contacts=_Sourced(_records(con, contacts, "contacts")), errors=errors)
+    rejected += load.rejected
+    say("contacts read", len(engine._attrs))
+    tests = () if rules.plan.account is None else member_conditions(rules.plan.account)
+    compiler_attrs = ContactSQL(rules.plan, extra=tests).attributes
+    _stage_contacts(con, engine, compiler_attrs, tmp)
+
+    # Events: staged in DuckDB, bad ones found, repeated ids dropped.
+    if isinstance(events, Iterable) and not _is_paths(events) and not hasattr(
+            events, "fetchall") and not _arrow(events):
+        paths = _stage_records(con, events, tmp)  # type: ignore[arg-type]
+        names = {paths[0]: "events"}
+        broken = False
+    else:
+        staged = _stage_events(con, events)
+        paths, broken = staged
+        names = None
+    n_all, n_bad = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {_BAD}) FROM leaddsl_raw_ev e "
+        "LEFT JOIN leaddsl_contacts k ON k.id = e.contact").fetchone()
+    say("events read", n_all)
+    if n_bad or broken:
+        if paths is not None:
+            found = _python_rejects(paths, set(engine._attrs), errors == "raise", names)
+        else:
+            found = _sql_rejects(con, errors == "raise")
+        if len(found) < n_bad:
+            raise LeadDSLError(f"{n_bad} events are invalid but only {len(found)} could be "
+                               "named; nothing was scored")
+        rejected += found
+    valid = _BAD.replace("k.id IS NULL", "false")
+    good = ("SELECT e.rowid AS rn, e.* FROM leaddsl_raw_ev e "
+            f"WHERE e.contact IN (SELECT id FROM leaddsl_contacts) AND NOT {valid}")
+    n_good, n_keys = con.execute(
+        f"SELECT count(id), count(DISTINCT (contact, id)) FROM ({good})").fetchone()
+    duplicates = n_good - n_keys
+    if duplicates:  # the first delivery of an id counts, as in the Python path
+        good = (f"SELECT * FROM ({good}) QUALIFY id IS NULL OR "
+                "row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1")
+    con.execute(f"CREATE TEMP VIEW leaddsl_events AS SELECT contact, t, action, object, name "
+                f"FROM ({good})")
+    as_of = fixed
+    n_events = con.execute("SELECT count(*), max(t) FROM leaddsl_events").fetchone()
+    if as_of is None:
+        as_of = n_events[1]
+
+    # The compiled script.
+    query = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
+                       as_of=0.0 if as_of is None else as_of, extra=tests).query()
+    cur = con.execute(query.sql(dialect="duckdb"))
+    names_ = [d[0] for d in cur.description]
+    models = [n.partition(":")[2] for n in names_ if n.startswith("score:")]
+    ladders = [n.partition(":")[2] for n in names_ if n.startswith("label:")]
+    when = to_datetime(as_of)
+    stamp = None if when is None else when.isoformat()
+    rows: dict[str, dict[str, Any]] = {}
+    hits: dict[str, tuple[bool, ...]] = {}
+    last: dict[str, float | None] = {}
+    ix = {n: i for i, n in enumerate(names_)}
+    i_where = [ix[f"where:{k}"] for k in range(len(tests))]
+    for rec in cur.fetchall():
+        cid = rec[0]
+        labels = {k: rec[ix[f"label:{k}"]] for k in ladders if rec[ix[f"label:{k}"]] is not None}
+        rows[cid] = {
+            "id": cid,
+            "total": float(rec[ix["total"]]),
+            "scores": {m: float(rec[ix[f"score:{m}"]]) for m in models},
+            "labels": labels,
+            "qualified": bool(rec[ix["qualified"]]),
+            "disqualified": bool(rec[ix["disqualified"]]),
+            "reasons": list(rec[ix["reasons"]] or []),
+            "as_of": stamp,
+        }
+        hits[cid] = tuple(bool(rec[i]) for i in i_where)
+        last[cid] = rec[ix["last_t"]] if "last_t" in ix else None
+    say("contacts scored", len(rows))
+    ordered = [rows[c] for c in engine.contact_ids()]
+    scored_accounts: list[dict[str, Any]] = []
+    if rules.plan.account is not None:
+        scored_accounts = _score_accounts(rules, engine, rows, hits, last, tests, as_of)
+        say("accounts scored", len(scored_accounts))
+    return BatchResult(
+        contacts=tuple(ordered),
+        accounts=tuple(scored_accounts),
+        rejected=tuple(rejected),
+        as_of=when,
+        events=int(n_events[0]),
+        duplicates=int(duplicates),
+        orphans=tuple(engine.orphans()),
+    )
+
+
