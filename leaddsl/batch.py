@@ -496,7 +496,8 @@ def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: S
     good = ("SELECT e.rowid AS rn, e.* FROM leaddsl_raw_ev e "
             f"WHERE e.contact IN (SELECT id FROM leaddsl_contacts) AND NOT {valid}")
     n_good, n_keys = con.execute(
-        f"SELECT count(id), count(DISTINCT (contact, id)) FROM ({good})").fetchone()
+        f"SELECT count(id), count(DISTINCT (contact, id)) FILTER (WHERE id IS NOT NULL) "
+        f"FROM ({good})").fetchone()
     duplicates = n_good - n_keys
     if duplicates:  # the first delivery of an id counts, as in the Python path
         good = (f"SELECT * FROM ({good}) QUALIFY id IS NULL OR "
