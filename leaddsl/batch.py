@@ -143,9 +143,10 @@ def _parquet(paths: Sequence[str]) -> bool:
 
 
 def _records(con: Any, source: Source, name: str) -> Iterator[tuple[str, Any]]:
+    # (A relation's rows are fetched by its own connection: contacts and accounts are small.)
     """Records of a small input (contacts, accounts) with where each came from."""
     if _is_paths(source):
-        paths = _paths(source)
+        paths = _paths(source)  # type: ignore[arg-type]
         for path in paths:
             if path.endswith(".parquet"):
                 rel = con.read_parquet(path)
@@ -213,7 +214,7 @@ def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str], tmp: Pa
         "leaddsl_staged")
     from sqlglot import exp
 
-    outputs: list[exp.Expression] = [col("id")]
+    outputs: list[exp.Expr] = [col("id")]
     for k, name in enumerate(attributes):
         for suffix, column in zip("tfnbp", attribute_columns(name), strict=True):
             outputs.append(exp.alias_(col(f"a{k}{suffix}"), column, quoted=True))
@@ -238,7 +239,7 @@ def _time_sql(kind: str) -> str:
             'TRY_CAST(TRY_CAST("at" AS VARCHAR) AS DOUBLE))')
 
 
-def _stage_events(con: Any, source: Source) -> tuple[list[str] | None, bool]:
+def _stage_events(con: Any, source: Source, tmp: Path) -> tuple[list[str] | None, bool]:
     """The table leaddsl_raw_ev(id, contact, at_text, t, action, object, name) in input order.
 
     Returns the NDJSON paths (None for other inputs) and whether some lines were not JSON.
@@ -246,7 +247,7 @@ def _stage_events(con: Any, source: Source) -> tuple[list[str] | None, bool]:
     paths: list[str] | None = None
     broken = False
     if _is_paths(source):
-        files = _paths(source)
+        files = _paths(source)  # type: ignore[arg-type]
         if _parquet(files):
             rel = con.read_parquet(files)
         else:
@@ -255,7 +256,11 @@ def _stage_events(con: Any, source: Source) -> tuple[list[str] | None, bool]:
     elif isinstance(source, Iterable) and not hasattr(source, "fetchall") and not _arrow(source):
         return None, False  # records in memory: staged by _stage_records
     else:
-        rel = _relation(con, source)
+        # A relation of another connection (or an Arrow table) is staged as a Parquet file
+        # that this connection reads: streamed by DuckDB, never through Python.
+        staged = tmp / "events.parquet"
+        _relation(con, source).write_parquet(str(staged))
+        rel = con.read_parquet(str(staged))
     have = {c.lower(): str(t).upper() for c, t in zip(rel.columns, rel.types, strict=True)}
     if "at" not in have or "action" not in have or "contact" not in have:
         raise LeadDSLError("events need the columns contact, action and at; got "
@@ -283,14 +288,13 @@ def _stage_events(con: Any, source: Source) -> tuple[list[str] | None, bool]:
     return paths, broken
 
 
-def _stage_records(con: Any, records: Iterable[Mapping[str, Any]], tmp: Path) -> list[str]:
+def _stage_records(con: Any, records: Iterable[Mapping[str, Any]], tmp: Path) -> str:
     """Events given as mappings: written to a file DuckDB reads, keeping the record format."""
     staged = tmp / "events.ndjson"
     with open(staged, "wb") as f:
         for rec in records:
             f.write(orjson.dumps(rec, default=str) + b"\n")
-    _stage_events(con, [str(staged)])
-    return [str(staged)]
+    return str(staged)
 
 
 _BAD = f"""(e.action IS NULL OR e.action = '' OR e.at_text IS NULL OR e.t IS NULL
@@ -388,7 +392,8 @@ def _score_accounts(rules: Ruleset, engine: Engine, rows: Mapping[str, dict[str,
             id=cid, total=row["total"], scores=row["scores"], labels=row["labels"],
             qualified=row["qualified"], disqualified=row["disqualified"],
             reasons=tuple(row["reasons"]), as_of=when, state=st)
-    graph, done = engine.graph, {}
+    graph = engine.graph
+    done: dict[str, AccountResult] = {}
     for a in graph.bottom_up():
         done[a] = arules.score_account(
             engine._account_attrs[a],
@@ -460,9 +465,12 @@ def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: S
          fixed: float | None, errors: str, say: Progress, tmp: Path) -> BatchResult:
     # Contacts and accounts, validated and linked as the Python path does.
     engine = Engine(rules)
-    load = engine.load(accounts=_Sourced(_records(con, accounts, "accounts")), errors=errors)
+    # _Sourced: records that carry where they came from (file:line, or "contacts[3]").
+    load = engine.load(accounts=_Sourced(_records(con, accounts, "accounts")),  # type: ignore[arg-type]
+                       errors=errors)
     rejected = list(load.rejected)
-    load = engine.load(contacts=_Sourced(_records(con, contacts, "contacts")), errors=errors)
+    load = engine.load(contacts=_Sourced(_records(con, contacts, "contacts")),  # type: ignore[arg-type]
+                       errors=errors)
     rejected += load.rejected
     say("contacts read", len(engine._attrs))
     tests = () if rules.plan.account is None else member_conditions(rules.plan.account)
@@ -472,11 +480,11 @@ def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: S
     # Events: staged in DuckDB, bad ones found, repeated ids dropped.
     if isinstance(events, Iterable) and not _is_paths(events) and not hasattr(
             events, "fetchall") and not _arrow(events):
-        paths = _stage_records(con, events, tmp)  # type: ignore[arg-type]
-        names = {paths[0]: "events"}
-        broken = False
+        staged_file = _stage_records(con, events, tmp)  # type: ignore[arg-type]
+        names: dict[str, str] | None = {staged_file: "events"}
+        paths, broken = _stage_events(con, [staged_file], tmp)
     else:
-        staged = _stage_events(con, events)
+        staged = _stage_events(con, events, tmp)
         paths, broken = staged
         names = None
     n_all, n_bad = con.execute(

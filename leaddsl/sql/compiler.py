@@ -44,7 +44,7 @@ def col(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=ident(name), table=None if table is None else ident(table))
 
 
-def lit(value: str | float | bool) -> exp.Expression:
+def lit(value: str | float | bool) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, str):
@@ -52,7 +52,7 @@ def lit(value: str | float | bool) -> exp.Expression:
     return num(value)
 
 
-def num(value: float) -> exp.Expression:
+def num(value: float) -> exp.Expr:
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {value!r}")
     text = repr(float(value))
@@ -61,38 +61,38 @@ def num(value: float) -> exp.Expression:
     return exp.Literal.number(text)
 
 
-def dbl(e: exp.Expression) -> exp.Expression:
+def dbl(e: exp.Expr) -> exp.Expr:
     return exp.cast(e, exp.DataType.build("DOUBLE"))
 
 
-def coalesce(e: exp.Expression, default: exp.Expression) -> exp.Expression:
+def coalesce(e: exp.Expr, default: exp.Expr) -> exp.Expr:
     return exp.Coalesce(this=e, expressions=[default])
 
 
-def holds(e: exp.Expression) -> exp.Expression:
+def holds(e: exp.Expr) -> exp.Expr:
     """A condition that is never NULL: NULL (a missing value) counts as false."""
     return coalesce(exp.Paren(this=e), _FALSE.copy())
 
 
-def and_(items: Sequence[exp.Expression]) -> exp.Expression:
+def and_(items: Sequence[exp.Expr]) -> exp.Expr:
     if not items:
         return _TRUE.copy()
     return exp.and_(*items)
 
 
-def or_(items: Sequence[exp.Expression]) -> exp.Expression:
+def or_(items: Sequence[exp.Expr]) -> exp.Expr:
     if not items:
         return _FALSE.copy()
     return exp.or_(*items)
 
 
-def compare(op: str, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+def compare(op: str, a: exp.Expr, b: exp.Expr) -> exp.Expr:
     cls = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[op]
     return cls(this=a, expression=b)
 
 
-def case(whens: Sequence[tuple[exp.Expression, exp.Expression]],
-         default: exp.Expression | None = None) -> exp.Expression:
+def case(whens: Sequence[tuple[exp.Expr, exp.Expr]],
+         default: exp.Expr | None = None) -> exp.Expr:
     c = exp.Case()
     for cond, value in whens:
         c = c.when(cond, value)
@@ -101,20 +101,20 @@ def case(whens: Sequence[tuple[exp.Expression, exp.Expression]],
     return c
 
 
-def count_if(cond: exp.Expression) -> exp.Expression:
+def count_if(cond: exp.Expr) -> exp.Expr:
     return exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=cond))
 
 
-def agg_if(fn: type[exp.Expression], value: exp.Expression, cond: exp.Expression) -> exp.Expression:
+def agg_if(fn: type[exp.Expr], value: exp.Expr, cond: exp.Expr) -> exp.Expr:
     return exp.Filter(this=fn(this=value), expression=exp.Where(this=cond))
 
 
-def decay(age: exp.Expression, half_life: float) -> exp.Expression:
+def decay(age: exp.Expr, half_life: float) -> exp.Expr:
     return exp.Pow(this=num(0.5), expression=exp.Div(this=exp.Paren(this=age),
                                                       expression=num(half_life)))
 
 
-def clamp(value: exp.Expression, limit: float | None) -> exp.Expression:
+def clamp(value: exp.Expr, limit: float | None) -> exp.Expr:
     """A rule's cap: at most ``limit`` either way, keeping the sign (math.copysign)."""
     if limit is None:
         return value
@@ -213,7 +213,7 @@ class ContactSQL:
         self.attributes = attributes_of([*plan_conditions(plan), *extra])
         self._rules = plan.event_rules
         self._model_of = {m.name: m for m in plan.models}
-        self._aggs: dict[str, exp.Expression] = {}  # per-contact aggregates over events
+        self._aggs: dict[str, exp.Expr] = {}  # per-contact aggregates over events
         self._per_name: list[tuple[str, P.EventRule, list[float]]] = []
         self._counters: dict[tuple[str, str | None, str | None, float | None], str] = {}
         self._gained: dict[tuple[int, float], str] = {}
@@ -222,17 +222,17 @@ class ContactSQL:
 
     # ---- the pieces of an event --------------------------------------------------------------
 
-    def _asof(self) -> exp.Expression:
+    def _asof(self) -> exp.Expr:
         if self.as_of is not None:
             return num(self.as_of)
-        return exp.Subquery(this=exp.select(col("v")).from_(ident("asof")))
+        return exp.Subquery(this=exp.select(col("v")).from_(ident("as_of_time")))
 
-    def _age(self) -> exp.Expression:
+    def _age(self) -> exp.Expr:
         return exp.Sub(this=self._asof(), expression=col("t"))
 
     @staticmethod
-    def _match(action: str, object_: str | None, name: str | None) -> exp.Expression:
-        parts: list[exp.Expression] = [exp.EQ(this=col("action"), expression=lit(action))]
+    def _match(action: str, object_: str | None, name: str | None) -> exp.Expr:
+        parts: list[exp.Expr] = [exp.EQ(this=col("action"), expression=lit(action))]
         if object_ is not None:
             parts.append(exp.EQ(this=col("object"), expression=lit(object_)))
         if name is not None:
@@ -244,7 +244,7 @@ class ContactSQL:
         expire = self._model_of[rule.model].expire
         return min(w for w in (rule.window, expire, math.inf) if w is not None)
 
-    def _selected(self, rule: P.EventRule) -> exp.Expression:
+    def _selected(self, rule: P.EventRule) -> exp.Expr:
         """An event this rule scores: it matches, no more specific rule of its model takes it
         (unless the rule is additive), and it is inside the rule's horizon."""
         parts = [self._match(rule.action, rule.object, rule.name)]
@@ -256,19 +256,20 @@ class ContactSQL:
                     and other.action == rule.action
                     and other.specificity > rule.specificity
                 ):
-                    parts.append(exp.Not(this=holds(self._match(other.action, other.object, other.name))))
+                    shadow = self._match(other.action, other.object, other.name)
+                    parts.append(exp.Not(this=holds(shadow)))
         horizon = self._horizon(rule)
         if horizon != math.inf:
             parts.append(exp.LTE(this=self._age(), expression=num(horizon)))
         return and_(parts)
 
-    def _agg(self, name: str, expression: exp.Expression) -> exp.Expression:
+    def _agg(self, name: str, expression: exp.Expr) -> exp.Expr:
         self._aggs.setdefault(name, expression)
         return col(name)
 
     # ---- rule outcomes ---------------------------------------------------------------------
 
-    def _decayed(self, i: int, rule: P.EventRule) -> exp.Expression:
+    def _decayed(self, i: int, rule: P.EventRule) -> exp.Expr:
         """The rule's points before its cap (0 when no event counts)."""
         hl = self._model_of[rule.model].half_life
         pts = num(rule.points)
@@ -290,7 +291,7 @@ class ContactSQL:
         d = self._agg(f"d{i}", agg_if(exp.Sum, decay(self._age(), hl), sel))
         return exp.Mul(this=pts, expression=coalesce(d, num(0.0)))
 
-    def _recent(self, i: int, rule: P.EventRule, window: float) -> exp.Expression:
+    def _recent(self, i: int, rule: P.EventRule, window: float) -> exp.Expr:
         """How many of the events rule ``i`` counts are from the last ``window`` seconds."""
         if rule.per_name:
             for table, r, windows in self._per_name:
@@ -302,7 +303,8 @@ class ContactSQL:
         sel = self._selected(rule)
         if rule.once:
             first = self._agg(f"f{i}", agg_if(exp.Min, col("t"), sel))
-            recent = exp.LTE(this=exp.Sub(this=self._asof(), expression=first), expression=num(window))
+            age = exp.Sub(this=self._asof(), expression=first)
+            recent = exp.LTE(this=age, expression=num(window))
             return case([(holds(recent), num(1.0))], num(0.0))
         key = (i, window)
         if key not in self._gained:
@@ -312,7 +314,7 @@ class ContactSQL:
 
     # ---- conditions ------------------------------------------------------------------------
 
-    def _text(self, subject: P.Subject, exact: bool) -> exp.Expression:
+    def _text(self, subject: P.Subject, exact: bool) -> exp.Expr:
         match subject:
             case P.Attr(name=name):
                 # The folded text is computed beside the text (Python's casefold, not LOWER).
@@ -321,7 +323,7 @@ class ContactSQL:
                 return self._label(name, folded=not exact)
         raise AssertionError(f"text of {subject!r}")
 
-    def _number(self, subject: P.Subject) -> exp.Expression:
+    def _number(self, subject: P.Subject) -> exp.Expr:
         match subject:
             case P.Attr(name=name):
                 return col(attribute_columns(name)[2])
@@ -331,7 +333,7 @@ class ContactSQL:
                 return col("total") if self._stage == "scores" else num(0.0)
         raise AssertionError(f"number of {subject!r}")
 
-    def _present(self, subject: P.Subject) -> exp.Expression:
+    def _present(self, subject: P.Subject) -> exp.Expr:
         match subject:
             case P.Attr(name=name):
                 return col(attribute_columns(name)[4])
@@ -339,10 +341,10 @@ class ContactSQL:
                 return exp.Not(this=exp.Is(this=self._label(name), expression=exp.Null()))
         return _TRUE.copy()  # a score is never missing
 
-    def _fold(self, value: str, exact: bool) -> exp.Expression:
+    def _fold(self, value: str, exact: bool) -> exp.Expr:
         return lit(value if exact else value.casefold())
 
-    def cond(self, c: P.Cond) -> exp.Expression:
+    def cond(self, c: P.Cond) -> exp.Expr:
         """A condition as a boolean that is never NULL."""
         match c:
             case P.Cmp(subject=s, op=op, value=value, exact=exact):
@@ -354,16 +356,18 @@ class ContactSQL:
                     return holds(compare(op, self._number(s), num(value)))
                 return holds(compare(op, self._text(s, exact), self._fold(value, exact)))
             case P.In(subject=s, values=values, negated=negated, exact=exact):
-                found: list[exp.Expression] = []
+                found: list[exp.Expr] = []
                 truths = [v for v in values if isinstance(v, bool)]
                 nums = [v for v in values if isinstance(v, float) and not isinstance(v, bool)]
                 texts = [v for v in values if isinstance(v, str)]
                 if isinstance(s, P.Attr):
                     _, _, n, b, _ = attribute_columns(s.name)
                     if truths:
-                        found.append(holds(exp.In(this=col(b), expressions=[lit(v) for v in truths])))
+                        found.append(holds(exp.In(this=col(b),
+                                                  expressions=[lit(v) for v in truths])))
                     if nums:
-                        found.append(holds(exp.In(this=col(n), expressions=[num(v) for v in nums])))
+                        found.append(holds(exp.In(this=col(n),
+                                                  expressions=[num(v) for v in nums])))
                 elif isinstance(s, (P.ModelScore, P.TotalScore)) and nums:
                     found.append(holds(exp.In(this=self._number(s),
                                               expressions=[num(v) for v in nums])))
@@ -378,7 +382,7 @@ class ContactSQL:
                 text = self._text(s, exact)
                 want = self._fold(value, exact)
                 if kind == "contains":
-                    test: exp.Expression = exp.GT(
+                    test: exp.Expr = exp.GT(
                         this=exp.StrPosition(this=text, substr=want), expression=num(0.0))
                 elif kind == "starts":
                     test = exp.StartsWith(this=text, expression=want)
@@ -425,7 +429,7 @@ class ContactSQL:
 
     # ---- labels and flags ------------------------------------------------------------------
 
-    def _rank(self, name: str) -> exp.Expression:
+    def _rank(self, name: str) -> exp.Expr:
         ladder = self._steps[name]
         assert isinstance(ladder, P.Ladder)
         whens, default = [], None
@@ -436,15 +440,15 @@ class ContactSQL:
             whens.append((self.cond(rung.condition), num(float(i))))
         return case(whens, default) if whens else (default or exp.Null())
 
-    def _label(self, name: str, folded: bool = False) -> exp.Expression:
+    def _label(self, name: str, folded: bool = False) -> exp.Expr:
         """A ladder's (or combined label's) label; ``folded``: case-folded, for comparisons."""
         step = self._steps[name]
 
-        def text(value: str) -> exp.Expression:
+        def text(value: str) -> exp.Expr:
             return lit(value.casefold() if folded else value)
 
         if isinstance(step, P.Combined):
-            parts: list[exp.Expression] = []
+            parts: list[exp.Expr] = []
             for kind, value in step.parts:
                 if kind == "label":
                     parts.append(self._label(value, folded))
@@ -461,14 +465,14 @@ class ContactSQL:
             whens.append((self.cond(rung.condition), text(rung.label)))
         return case(whens, default) if whens else (default or exp.Null())
 
-    def _disqualified(self) -> exp.Expression:
+    def _disqualified(self) -> exp.Expr:
         return or_([self.cond(d.condition) for d in self.plan.disqualify])
 
-    def _qualified(self) -> exp.Expression:
+    def _qualified(self) -> exp.Expr:
         return and_([exp.Not(this=exp.Paren(this=self._disqualified())),
                      or_([self.cond(q.condition) for q in self.plan.qualify])])
 
-    def _reasons(self) -> exp.Expression:
+    def _reasons(self) -> exp.Expr:
         items = [case([(self.cond(d.condition), lit(d.reason))]) for d in self.plan.disqualify]
         if not items:
             return exp.cast(exp.Array(expressions=[]), "VARCHAR[]")
@@ -490,12 +494,12 @@ class ContactSQL:
         finals = [clamp(self._decayed(i, r), r.limit) for i, r in enumerate(self._rules)]
         hits = [self.cond(r.condition) for r in self.plan.condition_rules]
         self._stage = "scores"
-        per_model: dict[str, list[exp.Expression]] = {m.name: [] for m in self.plan.models}
+        per_model: dict[str, list[exp.Expr]] = {m.name: [] for m in self.plan.models}
         for i, r in enumerate(self._rules):
             per_model[r.model].append(col(f"r{i}"))
-        for k, r in enumerate(self.plan.condition_rules):
-            per_model[r.model].append(case([(col(f"h{k}"), num(r.points))], num(0.0)))
-        outputs: list[exp.Expression] = [col("id")]
+        for k, c in enumerate(self.plan.condition_rules):
+            per_model[c.model].append(case([(col(f"h{k}"), num(c.points))], num(0.0)))
+        outputs: list[exp.Expr] = [col("id")]
         outputs += [exp.alias_(col(f"score:{m}"), f"score:{m}", quoted=True) for m in per_model]
         outputs.append(col("total"))
         for name in self.plan.label_names:
@@ -526,11 +530,11 @@ class ContactSQL:
 
     def _inputs(self, q: exp.Select) -> exp.Select:
         """The CTEs before ``ruled``: as-of, events, per-contact aggregates, the base rows."""
-        ctes: list[tuple[str, exp.Expression]] = []
+        ctes: list[tuple[str, exp.Expr]] = []
         if self.as_of is None:
             latest = exp.select(exp.alias_(coalesce(exp.Max(this=dbl(col("t"))), num(0.0)), "v",
                                            quoted=True)).from_(ident(self.events))
-            ctes.append(("asof", latest))
+            ctes.append(("as_of_time", latest))
         ev = exp.select(col("contact"), col("t"), col("action"), col("object"), col("name")).from_(
             ident(self.events)).where(exp.LTE(this=col("t"), expression=self._asof()))
         ctes.append(("ev", ev))
@@ -556,13 +560,7 @@ class ContactSQL:
                 join_type="left")
         ctes.append(("base", base))
         # The CTEs go first, in order; ``ruled`` and ``scored`` were added to q already.
-        existing = list(q.args["with_"].expressions) if q.args.get("with_") else []
-        q.set("with_", None)
-        for name, body in ctes:
-            q = q.with_(ident(name), body)
-        for cte in existing:
-            q = q.with_(cte.args["alias"].this, cte.this)
-        return q
+        return prepend(q, ctes)
 
     def _per_name_cte(self, rule: P.EventRule, windows: list[float]) -> exp.Select:
         """`once per name`: the first event of each name, then per contact."""
@@ -571,7 +569,7 @@ class ContactSQL:
             ident("ev")).where(self._selected(rule)).group_by(col("contact"), col("name"))
         hl = self._model_of[rule.model].half_life
         age = exp.Sub(this=self._asof(), expression=col("ft"))
-        cols: list[exp.Expression] = [
+        cols: list[exp.Expr] = [
             col("contact"),
             exp.alias_(exp.Sum(this=decay(age, hl) if hl is not None else num(1.0)), "d",
                        quoted=True),
@@ -584,7 +582,15 @@ class ContactSQL:
             col("contact"))
 
 
-def _sum(parts: Sequence[exp.Expression]) -> exp.Expression:
+def prepend(q: exp.Select, ctes: Sequence[tuple[str, exp.Expr]]) -> exp.Select:
+    """``q`` with these CTEs before the ones it has."""
+    existing = list(q.args["with_"].expressions) if q.args.get("with_") else []
+    made = [exp.CTE(this=body, alias=exp.TableAlias(this=ident(name))) for name, body in ctes]
+    q.set("with_", exp.With(expressions=[*made, *existing]))
+    return q
+
+
+def _sum(parts: Sequence[exp.Expr]) -> exp.Expr:
     out = parts[0]
     for p in parts[1:]:
         out = exp.Add(this=out, expression=p)
