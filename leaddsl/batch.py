@@ -239,22 +239,21 @@ def _time_sql(kind: str) -> str:
             'TRY_CAST(TRY_CAST("at" AS VARCHAR) AS DOUBLE))')
 
 
-def _stage_events(con: Any, source: Source, tmp: Path) -> tuple[list[str] | None, bool]:
-    """The table leaddsl_raw_ev(id, contact, at_text, t, action, object, name) in input order.
+def _stage_events(con: Any, source: Source, tmp: Path, lenient: bool = False) -> list[str] | None:
+    """The view leaddsl_raw_ev(id, contact, at_text, t, action, object, name) over the input.
 
-    Returns the NDJSON paths (None for other inputs) and whether some lines were not JSON.
+    Returns the NDJSON paths (None for other inputs). ``lenient``: skip lines that are not JSON
+    (after they were found, to be reported by the Python reader).
     """
     paths: list[str] | None = None
-    broken = False
     if _is_paths(source):
         files = _paths(source)  # type: ignore[arg-type]
         if _parquet(files):
             rel = con.read_parquet(files)
         else:
             paths = files
-            rel = con.read_json(files, format="newline_delimited", columns=_EVENT_COLUMNS)
-    elif isinstance(source, Iterable) and not hasattr(source, "fetchall") and not _arrow(source):
-        return None, False  # records in memory: staged by _stage_records
+            rel = con.read_json(files, format="newline_delimited", columns=_EVENT_COLUMNS,
+                                ignore_errors=lenient)
     else:
         # A relation of another connection (or an Arrow table) is staged as a Parquet file
         # that this connection reads: streamed by DuckDB, never through Python.
@@ -270,22 +269,13 @@ def _stage_events(con: Any, source: Source, tmp: Path) -> tuple[list[str] | None
     def text(c: str) -> str:
         return f'CAST("{c}" AS VARCHAR)' if c in have else "NULL::VARCHAR"
 
-    sql = (
-        "CREATE TEMP TABLE leaddsl_raw_ev AS SELECT "
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW leaddsl_raw_ev AS SELECT "
         f"{text('id')} AS id, {text('contact')} AS contact, {text('at')} AS at_text, "
         f"{_time_sql(have['at'])} AS t, {text('action')} AS action, {text('object')} AS object, "
         f"{text('name')} AS name FROM leaddsl_raw"
     )
-    try:
-        con.execute(sql)
-    except Exception as exc:  # duckdb's errors: a line that is not JSON, a bad cast
-        if paths is None:
-            raise LeadDSLError(f"cannot read the events: {exc}") from None
-        broken = True
-        con.read_json(paths, format="newline_delimited", columns=_EVENT_COLUMNS,
-                      ignore_errors=True).create_view("leaddsl_raw", replace=True)
-        con.execute(sql)
-    return paths, broken
+    return paths
 
 
 def _stage_records(con: Any, records: Iterable[Mapping[str, Any]], tmp: Path) -> str:
@@ -298,7 +288,8 @@ def _stage_records(con: Any, records: Iterable[Mapping[str, Any]], tmp: Path) ->
 
 
 _BAD = f"""(e.action IS NULL OR e.action = '' OR e.at_text IS NULL OR e.t IS NULL
-    OR e.t < {MIN_TIME!r} OR e.t > {MAX_TIME!r} OR e.contact IS NULL OR k.id IS NULL)"""
+    OR e.t < {MIN_TIME!r} OR e.t > {MAX_TIME!r} OR e.contact IS NULL
+    OR NOT (e.contact IN (SELECT id FROM leaddsl_contacts)))"""
 
 
 def _python_rejects(paths: Sequence[str], known: set[str], raise_first: bool,
@@ -328,8 +319,7 @@ def _sql_rejects(con: Any, raise_first: bool) -> list[Rejected]:
     """Bad events of a Parquet file or relation, named by row."""
     rows = con.execute(
         "SELECT e.rn, e.id, e.contact, e.at_text, e.action, e.object, e.name FROM "
-        "(SELECT rowid + 1 AS rn, * FROM leaddsl_raw_ev) e LEFT JOIN leaddsl_contacts k "
-        f"ON k.id = e.contact WHERE {_BAD} ORDER BY e.rn" + (" LIMIT 1" if raise_first else "")
+        f"(SELECT rn + 1 AS rn, * EXCLUDE (rn) FROM leaddsl_raw_ev) e WHERE {_BAD} ORDER BY e.rn" + (" LIMIT 1" if raise_first else "")
     ).fetchall()
     out = []
     for rn, eid, contact, at, action, obj, name in rows:
@@ -347,6 +337,53 @@ def _sql_rejects(con: Any, raise_first: bool) -> list[Rejected]:
             raise err
         out.append(Rejected(source, str(err), rec))
     return out
+
+
+def _in_order(con: Any) -> None:
+    """Copy the events into a table once: its rowid (``rn``) is their order in the input."""
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = "
+                   "'leaddsl_ev_table'").fetchall()[0][0]:
+        return
+    con.execute("CREATE TEMP TABLE leaddsl_ev_table AS SELECT * FROM leaddsl_raw_ev")
+    con.execute("CREATE OR REPLACE TEMP VIEW leaddsl_raw_ev AS "
+                "SELECT rowid AS rn, * FROM leaddsl_ev_table")
+
+
+def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
+                 dedup: bool) -> str:
+    """One query over leaddsl_raw_ev: the events read once (a materialized CTE), statistics
+    about them (count, bad ones, ids and distinct ids, latest valid time) and the compiled
+    script's rows, each row carrying the statistics (one row of them when there are no
+    contacts). ``dedup``: keep the first delivery of each (contact, id) (needs ``rn``)."""
+    from sqlglot import exp
+
+    as_of = exp.Subquery(this=exp.select(col("latest")).from_(ident("leaddsl_stats")))
+    compiled = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
+                          as_of=fixed, as_of_sql=None if fixed is not None else as_of,
+                          extra=tests).query()
+    keep = "NOT bad"
+    if dedup:
+        keep = ("NOT bad AND (id IS NULL OR "
+                "row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1)")
+    order = ", e.rn" if dedup else ""
+    return f"""WITH leaddsl_src AS MATERIALIZED (
+    SELECT e.contact, e.id, e.t, e.action, e.object, e.name{order}, {_BAD} AS bad
+    FROM leaddsl_raw_ev e
+), leaddsl_kept AS (
+    SELECT * FROM leaddsl_src {"QUALIFY" if dedup else "WHERE"} {keep}
+), leaddsl_stats AS (
+    SELECT (SELECT count(*) FROM leaddsl_src) AS n_all,
+        (SELECT count(*) FROM leaddsl_src WHERE bad) AS n_bad,
+        count(id) AS n_ids,
+        count(DISTINCT {"(contact, id)" if dedup else "hash(contact, id)"})
+            FILTER (WHERE id IS NOT NULL) AS n_keys,
+        max(t) AS latest
+    FROM leaddsl_kept
+), leaddsl_events AS (
+    SELECT contact, t, action, object, name FROM leaddsl_kept
+)
+SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.latest, r.*
+FROM leaddsl_stats s LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true"""
 
 
 # ---- the account block ------------------------------------------------------------------
@@ -456,12 +493,12 @@ def score(
         if threads is not None:
             con.execute(f"SET threads TO {int(threads)}")
         with tempfile.TemporaryDirectory(prefix="leaddsl-") as tmp:
-            return _run(con, rules, events, contacts, accounts, fixed, errors, say, Path(tmp))
+            return _run(con, duckdb, rules, events, contacts, accounts, fixed, errors, say, Path(tmp))
     finally:
         con.close()
 
 
-def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: Source,
+def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source, accounts: Source,
          fixed: float | None, errors: str, say: Progress, tmp: Path) -> BatchResult:
     # Contacts and accounts, validated and linked as the Python path does.
     engine = Engine(rules)
@@ -477,62 +514,66 @@ def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: S
     compiler_attrs = ContactSQL(rules.plan, extra=tests).attributes
     _stage_contacts(con, engine, compiler_attrs, tmp)
 
-    # Events: staged in DuckDB, bad ones found, repeated ids dropped.
+    # Events: one query reads them once, finds the bad ones, repeated ids and the latest
+    # time, and scores. Only when an id repeats are the events copied into a table, whose row
+    # order is the input's (the first delivery of an id counts), and scored again.
+    names: dict[str, str] | None = None
     if isinstance(events, Iterable) and not _is_paths(events) and not hasattr(
             events, "fetchall") and not _arrow(events):
         staged_file = _stage_records(con, events, tmp)  # type: ignore[arg-type]
-        names: dict[str, str] | None = {staged_file: "events"}
-        paths, broken = _stage_events(con, [staged_file], tmp)
-    else:
-        staged = _stage_events(con, events, tmp)
-        paths, broken = staged
-        names = None
-    n_all, n_bad = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {_BAD}) FROM leaddsl_raw_ev e "
-        "LEFT JOIN leaddsl_contacts k ON k.id = e.contact").fetchone()
+        names = {staged_file: "events"}
+        events = [staged_file]
+    paths = _stage_events(con, events, tmp)
+    broken = False
+    try:
+        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=False))
+    except duckdb.Error as exc:  # a line that is not JSON, a value that cannot be cast
+        if paths is None:
+            raise LeadDSLError(f"cannot read the events: {exc}") from None
+        broken = True
+        _stage_events(con, events, tmp, lenient=True)
+        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=False))
+    columns = [d[0] for d in cur.description]
+    records = cur.fetchall()
+    n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
     say("events read", n_all)
     if n_bad or broken:
         if paths is not None:
             found = _python_rejects(paths, set(engine._attrs), errors == "raise", names)
         else:
+            _in_order(con)
             found = _sql_rejects(con, errors == "raise")
         if len(found) < n_bad:
             raise LeadDSLError(f"{n_bad} events are invalid but only {len(found)} could be "
                                "named; nothing was scored")
         rejected += found
-    valid = _BAD.replace("k.id IS NULL", "false")
-    good = ("SELECT e.rowid AS rn, e.* FROM leaddsl_raw_ev e "
-            f"WHERE e.contact IN (SELECT id FROM leaddsl_contacts) AND NOT {valid}")
-    n_good, n_keys = con.execute(
-        f"SELECT count(id), count(DISTINCT (contact, id)) FILTER (WHERE id IS NOT NULL) "
-        f"FROM ({good})").fetchone()
-    duplicates = n_good - n_keys
-    if duplicates:  # the first delivery of an id counts, as in the Python path
-        good = (f"SELECT * FROM ({good}) QUALIFY id IS NULL OR "
-                "row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1")
-    con.execute(f"CREATE TEMP VIEW leaddsl_events AS SELECT contact, t, action, object, name "
-                f"FROM ({good})")
-    as_of = fixed
-    n_events = con.execute("SELECT count(*), max(t) FROM leaddsl_events").fetchone()
-    if as_of is None:
-        as_of = n_events[1]
+    n_events, duplicates = n_all - n_bad, 0
+    # (Equal hashes may hide no repetition; then the exact pass finds none.)
+    if n_ids != n_keys:
+        _in_order(con)
+        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=True))
+        columns = [d[0] for d in cur.description]
+        records = cur.fetchall()
+        first_ids = n_ids
+        n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
+        duplicates = first_ids - n_ids
+        n_events = n_all - n_bad - duplicates
+    as_of = fixed if fixed is not None else latest
 
-    # The compiled script.
-    query = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
-                       as_of=0.0 if as_of is None else as_of, extra=tests).query()
-    cur = con.execute(query.sql(dialect="duckdb"))
-    names_ = [d[0] for d in cur.description]
-    models = [n.partition(":")[2] for n in names_ if n.startswith("score:")]
-    ladders = [n.partition(":")[2] for n in names_ if n.startswith("label:")]
+    # The contact rows.
+    models = [n.partition(":")[2] for n in columns if n.startswith("score:")]
+    ladders = [n.partition(":")[2] for n in columns if n.startswith("label:")]
     when = to_datetime(as_of)
     stamp = None if when is None else when.isoformat()
     rows: dict[str, dict[str, Any]] = {}
     hits: dict[str, tuple[bool, ...]] = {}
     last: dict[str, float | None] = {}
-    ix = {n: i for i, n in enumerate(names_)}
+    ix = {n: i for i, n in enumerate(columns)}
     i_where = [ix[f"where:{k}"] for k in range(len(tests))]
-    for rec in cur.fetchall():
-        cid = rec[0]
+    for rec in records:
+        cid = rec[ix["id"]]
+        if cid is None:
+            continue  # no contact at all: the row carries only the statistics
         labels = {k: rec[ix[f"label:{k}"]] for k in ladders if rec[ix[f"label:{k}"]] is not None}
         rows[cid] = {
             "id": cid,
@@ -545,7 +586,7 @@ def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: S
             "as_of": stamp,
         }
         hits[cid] = tuple(bool(rec[i]) for i in i_where)
-        last[cid] = rec[ix["last_t"]] if "last_t" in ix else None
+        last[cid] = rec[ix["last_t"]]
     say("contacts scored", len(rows))
     ordered = [rows[c] for c in engine.contact_ids()]
     scored_accounts: list[dict[str, Any]] = []
@@ -557,7 +598,7 @@ def _run(con: Any, rules: Ruleset, events: Source, contacts: Source, accounts: S
         accounts=tuple(scored_accounts),
         rejected=tuple(rejected),
         as_of=when,
-        events=int(n_events[0]),
+        events=int(n_events),
         duplicates=int(duplicates),
         orphans=tuple(engine.orphans()),
     )

@@ -204,11 +204,13 @@ class ContactSQL:
         contacts: str = "contacts",
         as_of: float | None = None,
         extra: Sequence[P.Cond] = (),
+        as_of_sql: exp.Expr | None = None,
     ) -> None:
         self.plan = plan
         self.events = events
         self.contacts = contacts
         self.as_of = as_of
+        self.as_of_sql = as_of_sql  # an expression for the as-of time (batch: its stats)
         self.member_tests = tuple(extra)
         self.attributes = attributes_of([*plan_conditions(plan), *extra])
         self._rules = plan.event_rules
@@ -219,16 +221,25 @@ class ContactSQL:
         self._gained: dict[tuple[int, float], str] = {}
         self._steps = {s.name: s for s in plan.steps if isinstance(s, (P.Ladder, P.Combined))}
         self._stage = "rules"  # which results conditions may read: rules < scores
+        self._half_lives: list[float] = []
 
     # ---- the pieces of an event --------------------------------------------------------------
 
     def _asof(self) -> exp.Expr:
+        if self.as_of_sql is not None:
+            return self.as_of_sql.copy()
         if self.as_of is not None:
             return num(self.as_of)
         return exp.Subquery(this=exp.select(col("v")).from_(ident("as_of_time")))
 
     def _age(self) -> exp.Expr:
-        return exp.Sub(this=self._asof(), expression=col("t"))
+        return col("age")  # the ev CTE computes it once per event
+
+    def _weight(self, half_life: float) -> exp.Expr:
+        """An event's decay factor at the as-of time, computed once per event and half-life."""
+        if half_life not in self._half_lives:
+            self._half_lives.append(half_life)
+        return col(f"w{self._half_lives.index(half_life)}")
 
     @staticmethod
     def _match(action: str, object_: str | None, name: str | None) -> exp.Expr:
@@ -288,7 +299,7 @@ class ContactSQL:
         if hl is None:
             n = self._agg(f"n{i}", count_if(sel))
             return exp.Mul(this=pts, expression=dbl(coalesce(n, num(0.0))))
-        d = self._agg(f"d{i}", agg_if(exp.Sum, decay(self._age(), hl), sel))
+        d = self._agg(f"d{i}", agg_if(exp.Sum, self._weight(hl), sel))
         return exp.Mul(this=pts, expression=coalesce(d, num(0.0)))
 
     def _recent(self, i: int, rule: P.EventRule, window: float) -> exp.Expr:
@@ -531,11 +542,15 @@ class ContactSQL:
     def _inputs(self, q: exp.Select) -> exp.Select:
         """The CTEs before ``ruled``: as-of, events, per-contact aggregates, the base rows."""
         ctes: list[tuple[str, exp.Expr]] = []
-        if self.as_of is None:
+        if self.as_of is None and self.as_of_sql is None:
             latest = exp.select(exp.alias_(coalesce(exp.Max(this=dbl(col("t"))), num(0.0)), "v",
                                            quoted=True)).from_(ident(self.events))
             ctes.append(("as_of_time", latest))
-        ev = exp.select(col("contact"), col("t"), col("action"), col("object"), col("name")).from_(
+        age = exp.Sub(this=self._asof(), expression=col("t"))
+        weights = [exp.alias_(decay(age.copy(), hl), f"w{k}", quoted=True)
+                   for k, hl in enumerate(self._half_lives)]
+        ev = exp.select(col("contact"), col("t"), col("action"), col("object"), col("name"),
+                        exp.alias_(age, "age", quoted=True), *weights).from_(
             ident(self.events)).where(exp.LTE(this=col("t"), expression=self._asof()))
         ctes.append(("ev", ev))
         agg = exp.select(
