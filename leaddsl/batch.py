@@ -319,7 +319,8 @@ def _sql_rejects(con: Any, raise_first: bool) -> list[Rejected]:
     """Bad events of a Parquet file or relation, named by row."""
     rows = con.execute(
         "SELECT e.rn, e.id, e.contact, e.at_text, e.action, e.object, e.name FROM "
-        f"(SELECT rn + 1 AS rn, * EXCLUDE (rn) FROM leaddsl_raw_ev) e WHERE {_BAD} ORDER BY e.rn" + (" LIMIT 1" if raise_first else "")
+        f"(SELECT rn + 1 AS rn, * EXCLUDE (rn) FROM leaddsl_raw_ev) e WHERE {_BAD} "
+        "ORDER BY e.rn" + (" LIMIT 1" if raise_first else "")
     ).fetchall()
     out = []
     for rn, eid, contact, at, action, obj, name in rows:
@@ -493,7 +494,8 @@ def score(
         if threads is not None:
             con.execute(f"SET threads TO {int(threads)}")
         with tempfile.TemporaryDirectory(prefix="leaddsl-") as tmp:
-            return _run(con, duckdb, rules, events, contacts, accounts, fixed, errors, say, Path(tmp))
+            return _run(con, duckdb, rules, events, contacts, accounts, fixed, errors, say,
+                        Path(tmp))
     finally:
         con.close()
 
