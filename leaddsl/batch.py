@@ -26,14 +26,14 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import orjson
 
 from . import plan as P
 from .accounts import AccountResult, AccountRules
-from .engine import Engine, Progress, _Sourced
+from .engine import Engine, Progress, _Sourced, paused_gc
 from .errors import LeadDSLError, RecordError
 from .records import MAX_TIME, MIN_TIME, Rejected, check_event, parse_time, read_ndjson, to_datetime
 from .results import ContactResult
@@ -390,8 +390,14 @@ FROM leaddsl_stats s LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true"""
 # ---- the account block ------------------------------------------------------------------
 
 
-class _Stand:
+class _Member:
     """What the account rules read of a contact's evaluation: its role and latest event."""
+
+    __slots__ = ("attrs", "last_time")
+
+    def __init__(self, role: object, last_time: float | None) -> None:
+        self.attrs = {"role": role}
+        self.last_time = last_time
 
 
 class _SQLAccountRules(AccountRules):
@@ -424,8 +430,7 @@ def _score_accounts(rules: Ruleset, engine: Engine, rows: Mapping[str, dict[str,
     when = to_datetime(as_of)
     results: dict[str, ContactResult] = {}
     for cid, row in rows.items():
-        st = EvalState(rules, {"role": engine._attrs[cid].get("role")}, as_of)
-        st.last_time = last[cid]
+        st = cast(EvalState, _Member(engine._attrs[cid].get("role"), last[cid]))
         results[cid] = ContactResult(
             id=cid, total=row["total"], scores=row["scores"], labels=row["labels"],
             qualified=row["qualified"], disqualified=row["disqualified"],
@@ -493,7 +498,7 @@ def score(
         con.execute("SET TimeZone = 'UTC'")
         if threads is not None:
             con.execute(f"SET threads TO {int(threads)}")
-        with tempfile.TemporaryDirectory(prefix="leaddsl-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="leaddsl-") as tmp, paused_gc():
             return _run(con, duckdb, rules, events, contacts, accounts, fixed, errors, say,
                         Path(tmp))
     finally:
