@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -186,11 +187,11 @@ def main() -> int:
         pq = _parquet(folder)
         _check(hand, folder, _leaddsl(folder, 1))
         runs: dict[str, Callable[[], object]] = {
-            "hand_duckdb": lambda: hand_duckdb.run(str(folder), 1),
-            "leaddsl": lambda: _leaddsl(folder, 1),
-            "hand_duckdb x2": lambda: hand_duckdb.run(str(folder), 2),
-            "leaddsl x2": lambda: _leaddsl(folder, 2),
-            "leaddsl pq": lambda: _leaddsl(pq, 1, "parquet"),
+            "hand_duckdb": partial(hand_duckdb.run, str(folder), 1),
+            "leaddsl": partial(_leaddsl, folder, 1),
+            "hand_duckdb x2": partial(hand_duckdb.run, str(folder), 2),
+            "leaddsl x2": partial(_leaddsl, folder, 2),
+            "leaddsl pq": partial(_leaddsl, pq, 1, "parquet"),
         }
         times: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(args.reps):
