@@ -16,7 +16,6 @@ events are named by their id (or contents), not by file and line.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
@@ -197,8 +196,8 @@ def _contact_frame(spark: Any, scored: Any, rules: Ruleset, when: float | None) 
     stamp = to_datetime(when)
     cols = [
         c("id").alias("id"),
-        c("total").alias("total"),
-        F.struct(*[c(f"score:{m}").alias(m) for m in models]).alias("scores"),
+        c("total").cast("double").alias("total"),  # a sum of literals may be a DECIMAL
+        F.struct(*[c(f"score:{m}").cast("double").alias(m) for m in models]).alias("scores"),
     ]
     if labels:
         cols.append(F.struct(*[c(f"label:{k}").alias(k) for k in labels]).alias("labels"))
@@ -236,7 +235,3 @@ def _account_frame(spark: Any, engine: Engine, rules: Ruleset, scored: Any,
     if not lines:
         return spark.createDataFrame([], "id string, total double")
     return spark.read.json(spark.sparkContext.parallelize(lines))
-
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -70,8 +70,8 @@ EVENT_COLUMNS = "id string, contact string, at string, action string, object str
 def _run(spark: Any, rules: leaddsl.Ruleset, world: dict[str, Any], as_of: object,
          errors: str = "raise") -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
     contacts, accounts, rejected = lspark.score_with_report(
-        rules, _frame(spark, world["events"], EVENT_COLUMNS),
-        _frame(spark, world["contacts"], "id string"),
+        rules, _frame(spark, world.get("events", []), EVENT_COLUMNS),
+        _frame(spark, world.get("contacts", []), "id string"),
         _frame(spark, world.get("accounts", []), "id string") if world.get("accounts") else None,
         as_of, errors=errors)
     rows = [r.asDict(recursive=True) for r in contacts.collect()]
@@ -83,9 +83,16 @@ def _run(spark: Any, rules: leaddsl.Ruleset, world: dict[str, Any], as_of: objec
     return rows, accs, rejected
 
 
+def _kind(value: Any) -> str:
+    return ("bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float))
+            else type(value).__name__)
+
+
 def _groups() -> list[Any]:
-    """Contact conformance cases by (script, as-of): one Spark run per group."""
-    groups: dict[tuple[Path, float | None], list[dict[str, Any]]] = {}
+    """Contact conformance cases by (script, as-of): one Spark run per group. A DataFrame
+    column has one type, so cases whose attributes disagree on a type (a number here, text
+    there: both would become text) go to different groups."""
+    groups: dict[tuple[Path, float | None], list[tuple[dict[str, str], list[Any]]]] = {}
     for param in sql_suite._contact_params():
         json_path, case = param.values
         if "error" in case["expect"] or "xfail" in case:
@@ -93,11 +100,18 @@ def _groups() -> list[Any]:
         events = case.get("events", [])
         when = (parse_time(case["as_of"]) if "as_of" in case
                 else max((parse_time(e["at"]) for e in events), default=None))
-        groups.setdefault((json_path, when), []).append(case)
-    return [pytest.param(path, when, cases,
-                         id=f"{path.parent.name}/{path.stem}@{when}")
-            for (path, when), cases in sorted(groups.items(), key=lambda g: (str(g[0][0]),
-                                                                          g[0][1] or 0))]
+        kinds = {k: _kind(v) for k, v in case.get("contact", {}).items() if v is not None}
+        buckets = groups.setdefault((json_path, when), [])
+        for seen, cases in buckets:
+            if all(seen.get(k, kind) == kind for k, kind in kinds.items()):
+                seen.update(kinds)
+                cases.append(case)
+                break
+        else:
+            buckets.append((kinds, [case]))
+    ordered = sorted(groups.items(), key=lambda g: (str(g[0][0]), g[0][1] or 0))
+    return [pytest.param(path, when, cases, id=f"{path.parent.name}/{path.stem}@{when}#{n}")
+            for (path, when), buckets in ordered for n, (_, cases) in enumerate(buckets)]
 
 
 @pytest.mark.parametrize(("json_path", "when", "cases"), _groups())
