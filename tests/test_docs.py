@@ -1,4 +1,4 @@
-"""docs/language.md, docs/embedding.md and README.md, run as tests: no code in the docs goes
+"""docs/language.md, docs/embedding.md, docs/scaling.md and README.md, run as tests: no code in the docs goes
 untested.
 
 The convention (docs/language.md follows it; README.md may use it too):
@@ -76,6 +76,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LANGUAGE = ROOT / "docs" / "language.md"
 README = ROOT / "README.md"
 EMBEDDING = ROOT / "docs" / "embedding.md"
+SCALING = ROOT / "docs" / "scaling.md"
 FILENAME = "rules.lead"
 
 # test id -> "ENGINE BUG: ..." for examples where the engine disagrees with the documented meaning.
@@ -202,6 +203,7 @@ DOC_BLOCKS = read_blocks(LANGUAGE)
 DOC_LEADS = group_leads(DOC_BLOCKS, LANGUAGE)
 README_BLOCKS = read_blocks(README)
 EMBEDDING_BLOCKS = read_blocks(EMBEDDING)
+SCALING_BLOCKS = read_blocks(SCALING)
 # The README's lead blocks run with the reference's; an empty README adds no case.
 ALL_LEADS = DOC_LEADS + group_leads(README_BLOCKS, README) + group_leads(EMBEDDING_BLOCKS,
                                                                         EMBEDDING)
@@ -235,9 +237,10 @@ def _code_cases(
         (LANGUAGE, DOC_BLOCKS),
         (README, README_BLOCKS),
         (EMBEDDING, EMBEDDING_BLOCKS),
+        (SCALING, SCALING_BLOCKS),
     ),
 ) -> Iterator[Any]:
-    """Python blocks of the reference, the README and the embedding guide, in one list."""
+    """Python blocks of the reference, the README, the embedding and scaling guides."""
     for path, blocks in files:
         ids = _Ids()
         pythons = [b for b in blocks if b.info.split()[:1] == ["python"]]
