@@ -1,5 +1,5 @@
-"""docs/language.md, docs/embedding.md, docs/scaling.md and README.md, run as tests: no code in the docs goes
-untested.
+"""docs/language.md, docs/embedding.md, docs/scaling.md and README.md, run as tests: no code in
+the docs goes untested.
 
 The convention (docs/language.md follows it; README.md may use it too):
 
