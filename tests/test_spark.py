@@ -219,3 +219,27 @@ def test_spark_matches_python_on_generated_scripts(spark: Any, data: st.DataObje
     assert {r["id"] for r in rows} == set(want.results)
     for row in rows:
         assert_same(row, want.results[row["id"]].to_dict(), row["id"])
+
+
+def test_the_spark_example_job_runs(tmp_path: Path) -> None:
+    """examples/spark_job.py, as spark-submit would run it (its own process and session)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "scores"
+    subprocess.run([sys.executable, str(EXAMPLES / "spark_job.py"), str(EXAMPLES / "rules.lead"),
+                    str(EXAMPLES / "data"), str(out)], check=True, capture_output=True,
+                   timeout=600)
+    import duckdb
+
+    con = duckdb.connect()
+    n = con.sql(f"SELECT count(*) FROM read_parquet('{out}/contacts/*.parquet')").fetchall()[0][0]
+    top = con.sql(f"SELECT id, total FROM read_parquet('{out}/accounts/*.parquet') "
+                  "ORDER BY total DESC, id LIMIT 1").fetchall()[0]
+    rules = leaddsl.load(EXAMPLES / "rules.lead")
+    data = EXAMPLES / "data"
+    want = leaddsl.score_all(rules, data / "contacts.ndjson", data / "events.ndjson",
+                             accounts=data / "accounts.ndjson", errors="collect")
+    best = want.top_accounts(1)[0]
+    assert n == len(want.results)
+    assert top[0] == best.id and math.isclose(top[1], best.total, rel_tol=1e-9)
