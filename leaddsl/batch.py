@@ -197,29 +197,37 @@ def _normalized(value: object) -> tuple[str | None, str | None, float | None, bo
 
 
 def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str], tmp: Path) -> None:
-    """The contacts table: id and the normalized columns of each attribute the rules read."""
-    staged = tmp / "contacts.ndjson"
-    with open(staged, "wb") as f:
-        for cid, rec in engine._attrs.items():
-            row: dict[str, Any] = {"id": cid}
-            for k, name in enumerate(attributes):
-                t, fo, n, b, p = _normalized(rec.get(name))
-                row.update({f"a{k}t": t, f"a{k}f": fo, f"a{k}n": n, f"a{k}b": b, f"a{k}p": p})
-            f.write(orjson.dumps(row) + b"\n")
-    columns = {"id": "VARCHAR"}
-    for k in range(len(attributes)):
-        columns.update({f"a{k}t": "VARCHAR", f"a{k}f": "VARCHAR", f"a{k}n": "DOUBLE",
-                        f"a{k}b": "BOOLEAN", f"a{k}p": "BOOLEAN"})
-    con.read_json(str(staged), format="newline_delimited", columns=columns).create(
-        "leaddsl_staged")
+    """The contacts table: id and the normalized columns of each attribute the rules read,
+    handed to DuckDB as an Arrow table (no SQL text carries their values)."""
+    pa = require("pyarrow", "batch")
     from sqlglot import exp
 
+    records = list(engine._attrs.values())
+    data: dict[str, Any] = {"id": pa.array(list(engine._attrs), pa.string())}
+    kinds = (pa.string(), pa.string(), pa.float64(), pa.bool_(), pa.bool_())
+    for k, name in enumerate(attributes):
+        seen: dict[tuple[type, object], tuple[Any, ...]] = {}
+        rows = []
+        for rec in records:
+            value = rec.get(name)
+            try:  # few distinct values: normalize each once
+                key = (type(value), value)
+                norm = seen.get(key)
+                if norm is None:
+                    norm = seen[key] = _normalized(value)
+            except TypeError:  # a list or an object: not hashable
+                norm = _normalized(value)
+            rows.append(norm)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+        for suffix, kind, values in zip("tfnbp", kinds, columns, strict=True):
+            data[f"a{k}{suffix}"] = pa.array(list(values), kind)
+    con.register("leaddsl_arrow_contacts", pa.table(data))
     outputs: list[exp.Expr] = [col("id")]
     for k, name in enumerate(attributes):
         for suffix, column in zip("tfnbp", attribute_columns(name), strict=True):
             outputs.append(exp.alias_(col(f"a{k}{suffix}"), column, quoted=True))
-    view = exp.select(*outputs).from_(ident("leaddsl_staged"))
-    con.execute(f"CREATE TEMP VIEW leaddsl_contacts AS {view.sql(dialect='duckdb')}")
+    view = exp.select(*outputs).from_(ident("leaddsl_arrow_contacts"))
+    con.execute(f"CREATE TEMP TABLE leaddsl_contacts AS {view.sql(dialect='duckdb')}")
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -297,6 +305,7 @@ def _python_rejects(paths: Sequence[str], known: set[str], raise_first: bool,
     """The bad events of NDJSON files as the Python path names them (file:line, field)."""
     out: list[Rejected] = []
     for path in paths:
+        mine: list[tuple[int, Rejected]] = []
         rejected: list[Rejected] | None = None if raise_first else []
         for source, rec in read_ndjson(path, rejected):
             # Records given in memory are named as the Python path names them: events[i].
@@ -310,8 +319,10 @@ def _python_rejects(paths: Sequence[str], known: set[str], raise_first: bool,
             except RecordError as err:
                 if raise_first:
                     raise
-                out.append(Rejected(shown, str(err), rec))
-        out += rejected or []
+                mine.append((line, Rejected(shown, str(err), rec)))
+        # Lines that are not JSON come back apart: put every rejection in line order.
+        mine += [(int(r.source.rpartition(":")[2]), r) for r in rejected or []]
+        out += [r for _, r in sorted(mine, key=lambda x: x[0])]
     return out
 
 
