@@ -74,8 +74,7 @@ def score(
             attribute; ``accounts_df`` may be None).
         as_of: the evaluation time; default the latest event's.
         errors: "raise" stops at the first bad record with a RecordError; "collect" leaves
-            bad records out and lists them in the result DataFrames' ``rejected`` attribute...
-            see :func:`score_with_report`.
+            bad records out (:func:`score_with_report` also returns them, with reasons).
 
     The contact rows have ``id``, ``total``, ``scores`` (a struct: one field per model),
     ``labels`` (a struct), ``qualified``, ``disqualified``, ``reasons``; the account rows the
