@@ -237,3 +237,15 @@ def test_cli_prints_duckdb_results_like_python(capsys: pytest.CaptureFixture[str
 def test_cli_sql_prints_the_query(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", str(EXAMPLES / "rules.lead"), "--dialect", "spark"]) == 0
     assert "score:" in capsys.readouterr().out
+
+
+def test_a_dialect_that_cannot_express_the_script_names_the_construct(
+        rules: leaddsl.Ruleset) -> None:
+    lines = ", ".join(str(d.line) for d in rules.plan.disqualify)
+    with pytest.raises(leaddsl.LeadDSLError, match=rf"in mysql SQL: Arrays .*disqualify lines "
+                                                   rf"on line {lines}\)"):
+        rules.to_sql(dialect="mysql")
+    # Other dialects take it.
+    assert "score:" in rules.to_sql(dialect="tsql")
+    with pytest.raises(leaddsl.LeadDSLError, match="Unknown dialect"):
+        rules.to_sql(dialect="no-such-dialect")

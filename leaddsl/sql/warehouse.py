@@ -94,11 +94,26 @@ def _boolean_attributes(plan: P.Plan, tests: tuple[P.Cond, ...]) -> set[str]:
 
 def to_sql(rules: Ruleset, dialect: str = "duckdb", as_of: object = None,
            pretty: bool = True) -> str:
+    from sqlglot.errors import ErrorLevel, UnsupportedError
+
+    from ..errors import LeadDSLError
     from ..records import parse_time
 
     when = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
     query = warehouse_query(rules, when)
-    text: str = query.sql(dialect=dialect, pretty=pretty)  # type: ignore[attr-defined]
+    try:
+        text: str = query.sql(  # type: ignore[attr-defined]
+            dialect=dialect, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        what = str(exc).splitlines()[0]
+        lines = [d.line for d in rules.plan.disqualify]
+        if "Array" in what:  # the only array: the reasons that hold
+            what += " (the list of disqualify reasons" + (
+                ", from the disqualify lines on line " + ", ".join(map(str, lines))
+                if lines else "") + ")"
+        raise LeadDSLError(f"cannot express this script in {dialect} SQL: {what}") from None
+    except ValueError as exc:  # an unknown dialect
+        raise LeadDSLError(str(exc).splitlines()[0]) from None
     head = ["-- leaddsl: the contact rules of this script as one query.",
             "-- Reads events(contact, id, at, action, object, name) and contacts(id, ...).",
             "-- One row per contact: id, score:<model>, total, label:<ladder>, qualified,",
