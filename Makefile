@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dev,repl,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dev,repl,bench,batch,spark]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,8 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check leaddsl tests examples benchmarks
 	$(BIN)/mypy
 
+# Both benchmarks, one after the other: the Python engine, then the SQL backends.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_sql.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

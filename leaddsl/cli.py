@@ -13,7 +13,8 @@ import io
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ import orjson
 from . import loop_cli
 from .accounts import AccountResult
 from .bulk import Scored, score_all
+from .engine import top_results
 from .errors import LeadDSLError, ScriptError
 from .filters import Filter, where
 from .results import ContactResult, Contribution
+from .ruleset import Ruleset
 from .script import check, load
 
 __all__ = ["main"]
@@ -41,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fmt", help="format rule scripts in place")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--check", action="store_true", help="exit 1 if a file would change")
+
+    p = sub.add_parser("sql", help="print the script compiled to SQL, for review or a warehouse")
+    p.add_argument("rules", type=Path)
+    p.add_argument("--dialect", default="duckdb", help="duckdb (default), spark, snowflake, "
+                   "bigquery, ... (any sqlglot dialect)")
 
     p = sub.add_parser("repl", help="explore contacts and accounts interactively")
     p.add_argument("rules", nargs="?", type=Path)
@@ -63,6 +71,17 @@ def _parser() -> argparse.ArgumentParser:
             default="raise",
             help="stop at a bad record, or set bad records aside and report them",
         )
+        if name == "score":
+            p.add_argument(
+                "--backend",
+                choices=("python", "duckdb"),
+                default="python",
+                help="python (default) or duckdb: the script compiled to SQL, for large "
+                "histories (pip install 'leaddsl[batch]'); inputs may then be Parquet and globs",
+            )
+            p.add_argument("--out", type=Path, help="write every result to a .parquet or "
+                           ".ndjson file (accounts beside it) instead of printing")
+            p.add_argument("--threads", type=int, help="DuckDB threads (default: every core)")
         if name in ("score", "sales-view"):
             p.add_argument("--format", choices=("table", "json", "ndjson", "csv"), default="table")
             p.add_argument("--top", type=int, help="only the N best contacts (and accounts)")
@@ -111,6 +130,13 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command in loop_cli.COMMANDS:
             return loop_cli.run(args)
         rules = load(args.rules)
+        if args.command == "sql":
+            out.write(rules.to_sql(dialect=args.dialect) + "\n")
+            return 0
+        if getattr(args, "backend", "python") == "duckdb":
+            return _score_duckdb(rules, args)
+        if getattr(args, "out", None) is not None:
+            raise LeadDSLError("--out writes the results of --backend duckdb")
         accounts_only = getattr(args, "accounts_only", False)
         if (accounts_only or getattr(args, "account", None)) and rules.accounts is None:
             raise LeadDSLError(f"{args.rules} has no account block, so accounts have no scores")
@@ -159,6 +185,51 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as exc:
         print(f"leaddsl: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
+
+
+def _score_duckdb(rules: Ruleset, args: argparse.Namespace) -> int:
+    """`score --backend duckdb`: the batch backend, results printed or written to --out."""
+    from . import batch
+
+    if args.where:
+        raise LeadDSLError("--where filters results of the python backend; with duckdb, "
+                           "filter the written rows")
+    progress = Progress(sys.stderr)
+    try:
+        run = batch.score(
+            rules,
+            events=str(args.events) if args.events else [],
+            contacts=str(args.contacts),
+            accounts=str(args.accounts) if args.accounts else [],
+            as_of=args.as_of,
+            threads=args.threads,
+            errors=args.errors,
+            progress=progress,
+        )
+    finally:
+        progress.done()
+    for rej in run.rejected:
+        print(f"leaddsl: set aside {rej.reason}", file=sys.stderr)
+    if args.out is not None:
+        written = run.write(args.out)
+        print(f"leaddsl: {len(run.contacts)} contacts, {len(run.accounts)} accounts, "
+              f"{run.events} events; wrote {', '.join(map(str, written))}", file=sys.stderr)
+        return 0
+    rows = run.accounts if args.accounts_only else run.contacts
+    results = [_as_result(r) for r in rows]
+    chosen = top_results(results, _n(args.top, results), "score", lambda r: True)
+    sys.stdout.write(_render(chosen, args.format))
+    return 0
+
+
+def _as_result(row: Mapping[str, Any]) -> ContactResult:
+    when = row["as_of"]
+    return ContactResult(
+        id=row["id"], total=row["total"], scores=row["scores"], labels=row["labels"],
+        qualified=row["qualified"], disqualified=row["disqualified"],
+        reasons=tuple(row["reasons"]),
+        as_of=None if when is None else datetime.fromisoformat(when),
+    )
 
 
 def _repl(rules: Path | None, data: Path | None) -> int:
@@ -267,7 +338,7 @@ def _points_and_missing(result: ContactResult | AccountResult) -> None:
             print(f"  [{'x' if term.holds else ' '}] {term.text}")
 
 
-def _n(top: int | None, rows: dict[str, Any]) -> int:
+def _n(top: int | None, rows: Any) -> int:
     return top if top is not None else len(rows)
 
 

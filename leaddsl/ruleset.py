@@ -334,6 +334,17 @@ class Ruleset:
         self._finish(st)
         return st
 
+    def to_sql(self, dialect: str = "duckdb", as_of: object = None, pretty: bool = True) -> str:
+        """The contact rules as one SQL query, for review or to run in a warehouse.
+
+        The query reads the tables ``events`` (contact, id, at, action, object, name) and
+        ``contacts`` (id and one column per attribute) and returns a row per contact; see
+        docs/scaling.md. Needs ``pip install 'leaddsl[batch]'`` (sqlglot).
+        """
+        from .sql.warehouse import to_sql
+
+        return to_sql(self, dialect, as_of, pretty)
+
     # ---- event index ---------------------------------------------------------------------
 
     def _targets(

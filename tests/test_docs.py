@@ -1,5 +1,5 @@
-"""docs/language.md, docs/embedding.md, docs/closed-loop.md and README.md, run as tests: no
-code in the docs goes untested.
+"""docs/language.md, docs/embedding.md, docs/closed-loop.md, docs/scaling.md and README.md,
+run as tests: no code in the docs goes untested.
 
 The convention (docs/language.md follows it; README.md may use it too):
 
@@ -77,6 +77,7 @@ LANGUAGE = ROOT / "docs" / "language.md"
 README = ROOT / "README.md"
 EMBEDDING = ROOT / "docs" / "embedding.md"
 CLOSED_LOOP = ROOT / "docs" / "closed-loop.md"
+SCALING = ROOT / "docs" / "scaling.md"
 FILENAME = "rules.lead"
 
 # test id -> "ENGINE BUG: ..." for examples where the engine disagrees with the documented meaning.
@@ -204,6 +205,7 @@ DOC_LEADS = group_leads(DOC_BLOCKS, LANGUAGE)
 README_BLOCKS = read_blocks(README)
 EMBEDDING_BLOCKS = read_blocks(EMBEDDING)
 CLOSED_LOOP_BLOCKS = read_blocks(CLOSED_LOOP)
+SCALING_BLOCKS = read_blocks(SCALING)
 # The README's lead blocks run with the reference's; an empty README adds no case.
 ALL_LEADS = DOC_LEADS + group_leads(README_BLOCKS, README) + group_leads(EMBEDDING_BLOCKS,
                                                                         EMBEDDING)
@@ -238,9 +240,10 @@ def _code_cases(
         (README, README_BLOCKS),
         (EMBEDDING, EMBEDDING_BLOCKS),
         (CLOSED_LOOP, CLOSED_LOOP_BLOCKS),
+        (SCALING, SCALING_BLOCKS),
     ),
 ) -> Iterator[Any]:
-    """Python blocks of the reference, the README and the embedding guide, in one list."""
+    """Python blocks of the reference, the README, the embedding and scaling guides."""
     for path, blocks in files:
         ids = _Ids()
         pythons = [b for b in blocks if b.info.split()[:1] == ["python"]]

@@ -1,0 +1,625 @@
+"""Batch re-scoring on DuckDB: the whole history, the rule script compiled to SQL.
+
+Events (the large part) never pass through Python: DuckDB reads them from NDJSON or Parquet
+files (globs allowed), an existing relation or an Arrow table, validates them, drops repeated
+event ids, and runs the query that leaddsl.sql.compiler builds from the script's plan.
+Contacts and accounts (small next to the events) are read and validated in Python exactly as
+the Python path does it (the same errors, the same account graph), then handed to DuckDB.
+The account block is evaluated over the contacts' SQL results with the Python account rules,
+their tests on contacts computed in SQL.
+
+Example:
+    >>> import leaddsl, leaddsl.batch
+    >>> rules = leaddsl.compile("when opened email: +1")
+    >>> result = leaddsl.batch.score(
+    ...     rules, events=[{"id": "e1", "contact": "c1", "action": "opened", "object": "email",
+    ...                     "at": "2026-01-01T00:00:00Z"}], contacts=[{"id": "c1"}])
+    >>> result.contacts[0]["total"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import attrs
+import orjson
+
+from . import plan as P
+from .accounts import AccountResult, AccountRules
+from .columns import Sourced as _Sourced
+from .engine import Engine, Progress, paused_gc
+from .errors import LeadDSLError, RecordError
+from .records import MAX_TIME, MIN_TIME, Rejected, check_event, parse_time, read_ndjson, to_datetime
+from .results import ContactResult
+from .ruleset import EvalState, Ruleset, _as_text, _missing
+from .sql import require
+from .sql.compiler import ContactSQL, attribute_columns, col, ident, member_conditions
+
+__all__ = ["score", "BatchResult"]
+
+Source = str | Path | Sequence[str | Path] | Iterable[Mapping[str, Any]] | Any
+
+
+@attrs.frozen
+class BatchResult:
+    """What a batch run computed: a dict per contact and per account, and what it set aside.
+
+    Rows have the keys of ``ContactResult.to_dict()``: ``id``, ``total``, ``scores`` (per
+    model), ``labels``, ``qualified``, ``disqualified``, ``reasons``, ``as_of``.
+    """
+
+    contacts: tuple[dict[str, Any], ...]
+    accounts: tuple[dict[str, Any], ...]
+    rejected: tuple[Rejected, ...]
+    as_of: datetime | None
+    events: int  # events scored (repeated ids counted once)
+    duplicates: int  # events whose id their contact already had
+    orphans: tuple[str, ...] = ()
+
+    def write(self, path: str | Path) -> list[Path]:
+        """Write the contact rows to ``path`` (``.parquet`` or ``.ndjson``, by suffix) and, when
+        the script has an account block, the account rows beside it (``NAME.accounts.SUFFIX``).
+
+        Returns the paths written.
+        """
+        path = Path(path)
+        if path.suffix not in (".parquet", ".ndjson"):
+            raise LeadDSLError(f"cannot write {str(path)!r}: the name must end in .parquet or "
+                               ".ndjson")
+        out = [path]
+        _write(path, self.contacts)
+        if self.accounts:
+            extra = path.with_name(f"{path.stem}.accounts{path.suffix}")
+            _write(extra, self.accounts)
+            out.append(extra)
+        return out
+
+
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A result row as flat columns: score.MODEL and label.LADDER beside the rest."""
+    flat = {k: v for k, v in row.items() if k not in ("scores", "labels")}
+    flat.update({f"score.{m}": v for m, v in row["scores"].items()})
+    flat.update({f"label.{k}": v for k, v in row["labels"].items()})
+    return flat
+
+
+def _write(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    if path.suffix == ".ndjson":
+        with open(path, "wb") as f:
+            for row in rows:
+                f.write(orjson.dumps(row) + b"\n")
+        return
+    duckdb = require("duckdb", "batch")
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "rows.ndjson"
+        with open(staged, "wb") as f:
+            for row in rows:
+                f.write(orjson.dumps(_flat(row)) + b"\n")
+        con = duckdb.connect()
+        try:
+            if rows:
+                con.read_json(str(staged), format="newline_delimited").write_parquet(str(path))
+            else:
+                con.sql("SELECT NULL::VARCHAR AS id WHERE false").write_parquet(str(path))
+        finally:
+            con.close()
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+
+def _paths(source: str | Path | Sequence[str | Path]) -> list[str]:
+    """Files named by a path, a glob or a list of them; a name that matches nothing is an error."""
+    items = [source] if isinstance(source, (str, Path)) else list(source)
+    out: list[str] = []
+    for item in items:
+        text = str(item)
+        found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        if not found or not all(os.path.isfile(f) for f in found):
+            raise LeadDSLError(f"no such file: {text!r}")
+        out += found
+    return out
+
+
+def _is_paths(source: object) -> bool:
+    return isinstance(source, (str, Path)) or (
+        isinstance(source, (list, tuple))
+        and bool(source)
+        and all(isinstance(s, (str, Path)) for s in source)
+    )
+
+
+def _parquet(paths: Sequence[str]) -> bool:
+    kinds = {p.endswith(".parquet") for p in paths}
+    if len(kinds) > 1:
+        raise LeadDSLError("mix of Parquet and NDJSON files in one input; give one kind")
+    return kinds == {True}
+
+
+def _records(con: Any, source: Source, name: str) -> Iterator[tuple[str, Any]]:
+    # (A relation's rows are fetched by its own connection: contacts and accounts are small.)
+    """Records of a small input (contacts, accounts) with where each came from."""
+    if _is_paths(source):
+        paths = _paths(source)  # type: ignore[arg-type]
+        for path in paths:
+            if path.endswith(".parquet"):
+                rel = con.read_parquet(path)
+                yield from _rows(rel, f"{path} row")
+            else:
+                yield from read_ndjson(path)
+        return
+    if isinstance(source, Iterable) and not hasattr(source, "fetchall") and not _arrow(source):
+        for i, rec in enumerate(source):
+            yield f"{name}[{i}]", rec
+        return
+    yield from _rows(_relation(con, source), f"{name} row")
+
+
+def _arrow(source: object) -> bool:
+    return type(source).__module__.startswith("pyarrow")
+
+
+def _relation(con: Any, source: Any) -> Any:
+    if hasattr(source, "fetchall") and hasattr(source, "columns"):
+        return source  # a DuckDB relation
+    if _arrow(source):
+        return con.from_arrow(source)
+    raise LeadDSLError(f"cannot read {type(source).__name__} as records")
+
+
+def _rows(rel: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    names = rel.columns
+    for i, row in enumerate(rel.fetchall(), 1):
+        yield f"{prefix} {i}", {k: v for k, v in zip(names, row, strict=True) if v is not None}
+
+
+# ---- contacts and accounts ----------------------------------------------------------------
+
+
+def _normalized(value: object) -> tuple[str | None, str | None, float | None, bool | None, bool]:
+    """An attribute as the compiled SQL reads it (text, folded text, number, boolean,
+    present), typed as the Python evaluator types it."""
+    if _missing(value):
+        return None, None, None, None, False
+    if isinstance(value, bool):
+        return None, None, None, value, True
+    if isinstance(value, (int, float)):
+        text = _as_text(value)
+        return text, text.casefold(), float(value), None, True
+    text = value if isinstance(value, str) else str(value)
+    return text, text.casefold(), None, None, True
+
+
+def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str], tmp: Path) -> None:
+    """The contacts table: id and the normalized columns of each attribute the rules read,
+    handed to DuckDB as an Arrow table (no SQL text carries their values)."""
+    pa = require("pyarrow", "batch")
+    from sqlglot import exp
+
+    records = list(engine._attrs.values())
+    data: dict[str, Any] = {"id": pa.array(list(engine._attrs), pa.string())}
+    kinds = (pa.string(), pa.string(), pa.float64(), pa.bool_(), pa.bool_())
+    for k, name in enumerate(attributes):
+        seen: dict[tuple[type, object], tuple[Any, ...]] = {}
+        rows = []
+        for rec in records:
+            value = rec.get(name)
+            try:  # few distinct values: normalize each once
+                key = (type(value), value)
+                norm = seen.get(key)
+                if norm is None:
+                    norm = seen[key] = _normalized(value)
+            except TypeError:  # a list or an object: not hashable
+                norm = _normalized(value)
+            rows.append(norm)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+        for suffix, kind, values in zip("tfnbp", kinds, columns, strict=True):
+            data[f"a{k}{suffix}"] = pa.array(list(values), kind)
+    con.register("leaddsl_arrow_contacts", pa.table(data))
+    outputs: list[exp.Expr] = [col("id")]
+    for k, name in enumerate(attributes):
+        for suffix, column in zip("tfnbp", attribute_columns(name), strict=True):
+            outputs.append(exp.alias_(col(f"a{k}{suffix}"), column, quoted=True))
+    view = exp.select(*outputs).from_(ident("leaddsl_arrow_contacts"))
+    con.execute(f"CREATE TEMP TABLE leaddsl_contacts AS {view.sql(dialect='duckdb')}")
+
+
+# ---- events -------------------------------------------------------------------------------
+
+_EVENT_COLUMNS = {"id": "VARCHAR", "contact": "VARCHAR", "at": "VARCHAR", "action": "VARCHAR",
+                  "object": "VARCHAR", "name": "VARCHAR"}
+
+
+def _time_sql(kind: str) -> str:
+    """Epoch seconds from the `at` column of a given type; NULL when it cannot be read."""
+    if kind.startswith("TIMESTAMP") or kind == "DATE":
+        return 'epoch(CAST("at" AS TIMESTAMPTZ))'
+    if kind in ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "HUGEINT", "UBIGINT", "DECIMAL"):
+        return 'CAST("at" AS DOUBLE)'
+    # Text: ISO 8601 (no offset: UTC, the session's time zone), else a number of seconds.
+    return ('coalesce(epoch(TRY_CAST("at" AS TIMESTAMPTZ)), '
+            'TRY_CAST(TRY_CAST("at" AS VARCHAR) AS DOUBLE))')
+
+
+def _stage_events(con: Any, source: Source, tmp: Path, lenient: bool = False) -> list[str] | None:
+    """The view leaddsl_raw_ev(id, contact, at_text, t, action, object, name) over the input.
+
+    Returns the NDJSON paths (None for other inputs). ``lenient``: skip lines that are not JSON
+    (after they were found, to be reported by the Python reader).
+    """
+    paths: list[str] | None = None
+    if _is_paths(source):
+        files = _paths(source)  # type: ignore[arg-type]
+        if _parquet(files):
+            rel = con.read_parquet(files)
+        else:
+            paths = files
+            rel = con.read_json(files, format="newline_delimited", columns=_EVENT_COLUMNS,
+                                ignore_errors=lenient)
+    else:
+        # A relation of another connection (or an Arrow table) is staged as a Parquet file
+        # that this connection reads: streamed by DuckDB, never through Python.
+        staged = tmp / "events.parquet"
+        _relation(con, source).write_parquet(str(staged))
+        rel = con.read_parquet(str(staged))
+    have = {c.lower(): str(t).upper() for c, t in zip(rel.columns, rel.types, strict=True)}
+    if "at" not in have or "action" not in have or "contact" not in have:
+        raise LeadDSLError("events need the columns contact, action and at; got "
+                           + ", ".join(rel.columns))
+    rel.create_view("leaddsl_raw", replace=True)
+
+    def text(c: str) -> str:
+        return f'CAST("{c}" AS VARCHAR)' if c in have else "NULL::VARCHAR"
+
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW leaddsl_raw_ev AS SELECT "
+        f"{text('id')} AS id, {text('contact')} AS contact, {text('at')} AS at_text, "
+        f"{_time_sql(have['at'])} AS t, {text('action')} AS action, {text('object')} AS object, "
+        f"{text('name')} AS name FROM leaddsl_raw"
+    )
+    return paths
+
+
+def _stage_records(con: Any, records: Iterable[Mapping[str, Any]], tmp: Path) -> str:
+    """Events given as mappings: written to a file DuckDB reads, keeping the record format."""
+    staged = tmp / "events.ndjson"
+    with open(staged, "wb") as f:
+        for rec in records:
+            f.write(orjson.dumps(rec, default=str) + b"\n")
+    return str(staged)
+
+
+_BAD = f"""(e.action IS NULL OR e.action = '' OR e.at_text IS NULL OR e.t IS NULL
+    OR e.t < {MIN_TIME!r} OR e.t > {MAX_TIME!r} OR e.contact IS NULL
+    OR NOT (e.contact IN (SELECT id FROM leaddsl_contacts)))"""
+
+
+def _python_rejects(paths: Sequence[str], known: set[str], raise_first: bool,
+                    names: Mapping[str, str] | None = None) -> list[Rejected]:
+    """The bad events of NDJSON files as the Python path names them (file:line, field)."""
+    out: list[Rejected] = []
+    for path in paths:
+        mine: list[tuple[int, Rejected]] = []
+        rejected: list[Rejected] | None = None if raise_first else []
+        for source, rec in read_ndjson(path, rejected):
+            # Records given in memory are named as the Python path names them: events[i].
+            line = int(source.rpartition(":")[2])
+            shown = source if names is None else f"{names[path]}[{line - 1}]"
+            try:
+                ev = check_event(rec, shown, require_contact=True)
+                if ev.contact not in known:
+                    raise RecordError(f"unknown contact {ev.contact!r}", source=shown,
+                                      record_id=ev.id, field="contact")
+            except RecordError as err:
+                if raise_first:
+                    raise
+                mine.append((line, Rejected(shown, str(err), rec)))
+        # Lines that are not JSON come back apart: put every rejection in line order.
+        mine += [(int(r.source.rpartition(":")[2]), r) for r in rejected or []]
+        out += [r for _, r in sorted(mine, key=lambda x: x[0])]
+    return out
+
+
+def _sql_rejects(con: Any, raise_first: bool) -> list[Rejected]:
+    """Bad events of a Parquet file or relation, named by row."""
+    rows = con.execute(
+        "SELECT e.rn, e.id, e.contact, e.at_text, e.action, e.object, e.name FROM "
+        f"(SELECT rn + 1 AS rn, * EXCLUDE (rn) FROM leaddsl_raw_ev) e WHERE {_BAD} "
+        "ORDER BY e.rn" + (" LIMIT 1" if raise_first else "")
+    ).fetchall()
+    out = []
+    for rn, eid, contact, at, action, obj, name in rows:
+        rec = {k: v for k, v in (("id", eid), ("contact", contact), ("at", at),
+                                 ("action", action), ("object", obj), ("name", name))
+               if v is not None}
+        source = f"events row {rn}"
+        try:
+            ev = check_event(rec, source, require_contact=True)
+            err = RecordError(f"unknown contact {ev.contact!r}", source=source, record_id=ev.id,
+                              field="contact")
+        except RecordError as exc:
+            err = exc
+        if raise_first:
+            raise err
+        out.append(Rejected(source, str(err), rec))
+    return out
+
+
+def _in_order(con: Any) -> None:
+    """Copy the events into a table once: its rowid (``rn``) is their order in the input."""
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = "
+                   "'leaddsl_ev_table'").fetchall()[0][0]:
+        return
+    con.execute("CREATE TEMP TABLE leaddsl_ev_table AS SELECT * FROM leaddsl_raw_ev")
+    con.execute("CREATE OR REPLACE TEMP VIEW leaddsl_raw_ev AS "
+                "SELECT rowid AS rn, * FROM leaddsl_ev_table")
+
+
+def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
+                 dedup: bool) -> str:
+    """One query over leaddsl_raw_ev: the events read once (a materialized CTE), statistics
+    about them (count, bad ones, ids and distinct ids, latest valid time) and the compiled
+    script's rows, each row carrying the statistics (one row of them when there are no
+    contacts). ``dedup``: keep the first delivery of each (contact, id) (needs ``rn``)."""
+    from sqlglot import exp
+
+    as_of = exp.Subquery(this=exp.select(col("latest")).from_(ident("leaddsl_stats")))
+    compiled = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
+                          as_of=fixed, as_of_sql=None if fixed is not None else as_of,
+                          extra=tests).query()
+    keep = "NOT bad"
+    if dedup:
+        keep = ("NOT bad AND (id IS NULL OR "
+                "row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1)")
+    order = ", e.rn" if dedup else ""
+    return f"""WITH leaddsl_src AS MATERIALIZED (
+    SELECT e.contact, e.id, e.t, e.action, e.object, e.name{order}, {_BAD} AS bad
+    FROM leaddsl_raw_ev e
+), leaddsl_kept AS (
+    SELECT * FROM leaddsl_src {"QUALIFY" if dedup else "WHERE"} {keep}
+), leaddsl_stats AS (
+    SELECT (SELECT count(*) FROM leaddsl_src) AS n_all,
+        (SELECT count(*) FROM leaddsl_src WHERE bad) AS n_bad,
+        count(id) AS n_ids,
+        count(DISTINCT {"(contact, id)" if dedup else "hash(contact, id)"})
+            FILTER (WHERE id IS NOT NULL) AS n_keys,
+        max(t) AS latest
+    FROM leaddsl_kept
+), leaddsl_events AS (
+    SELECT contact, t, action, object, name FROM leaddsl_kept
+)
+SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.latest, r.*
+FROM leaddsl_stats s LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true"""
+
+
+# ---- the account block ------------------------------------------------------------------
+
+
+class _Member:
+    """What the account rules read of a contact's evaluation: its role and latest event."""
+
+    __slots__ = ("attrs", "last_time")
+
+    def __init__(self, role: object, last_time: float | None) -> None:
+        self.attrs = {"role": role}
+        self.last_time = last_time
+
+
+class _SQLAccountRules(AccountRules):
+    """The account rules with their tests on contacts read from the SQL results."""
+
+    def __init__(self, account: P.AccountPlan, members: Ruleset,
+                 tests: tuple[P.Cond, ...]) -> None:
+        self._where = {w: k for k, w in enumerate(tests)}
+        self.hits: dict[str, tuple[bool, ...]] = {}
+        super().__init__(account, members)
+
+    def _member_test(self, where: P.Cond | None, qualified: bool = False) -> Callable[..., bool]:
+        k = None if where is None else self._where[where]
+        hits = self.hits
+
+        def test(c: ContactResult) -> bool:
+            if qualified and not c.qualified:
+                return False
+            return k is None or hits[c.id][k]
+
+        return test
+
+
+def _score_accounts(rules: Ruleset, engine: Engine, rows: Mapping[str, dict[str, Any]],
+                    hits: Mapping[str, tuple[bool, ...]], last: Mapping[str, float | None],
+                    tests: tuple[P.Cond, ...], as_of: float | None) -> list[dict[str, Any]]:
+    assert rules.plan.account is not None
+    arules = _SQLAccountRules(rules.plan.account, rules, tests)
+    arules.hits.update(hits)
+    when = to_datetime(as_of)
+    results: dict[str, ContactResult] = {}
+    for cid, row in rows.items():
+        st = cast(EvalState, _Member(engine._attrs[cid].get("role"), last[cid]))
+        results[cid] = ContactResult(
+            id=cid, total=row["total"], scores=row["scores"], labels=row["labels"],
+            qualified=row["qualified"], disqualified=row["disqualified"],
+            reasons=tuple(row["reasons"]), as_of=when, state=st)
+    graph = engine.graph
+    done: dict[str, AccountResult] = {}
+    for a in graph.bottom_up():
+        done[a] = arules.score_account(
+            engine._account_attrs[a],
+            [results[c] for c in graph.members_unsorted(a)],
+            [done[c] for c in graph.children(a)],
+            as_of,
+            graph.parent(a),
+        )
+    out: list[AccountResult] = [done[a] for a in engine.account_ids()]
+    return [r.to_dict() for r in out]
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+def score(
+    rules: Ruleset,
+    events: Source,
+    contacts: Source,
+    accounts: Source = (),
+    *,
+    as_of: object = None,
+    backend: str = "duckdb",
+    threads: int | None = None,
+    errors: str = "raise",
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Score every contact from its whole history, and every account, on DuckDB.
+
+    Args:
+        rules: a compiled Ruleset.
+        events: NDJSON or Parquet path(s) (globs allowed), a DuckDB relation, an Arrow table,
+            or event mappings. Each event has ``contact``, ``action``, ``at`` and optionally
+            ``id``, ``object``, ``name``.
+        contacts, accounts: the same kinds of input (records as in the Python path).
+        as_of: the evaluation time; default the latest event's.
+        backend: "duckdb" (the only batch backend; Spark has leaddsl.spark).
+        threads: DuckDB threads (default: every core).
+        errors: "raise" stops at the first bad record with a RecordError naming its file,
+            line and field; "collect" sets every bad record aside in ``rejected``.
+        progress: called with (what, count) as the run goes.
+
+    Returns:
+        A frozen BatchResult.
+    """
+    if backend != "duckdb":
+        raise LeadDSLError(f"unknown batch backend {backend!r}; use 'duckdb' (for Spark: "
+                           "leaddsl.spark.score)")
+    if errors not in ("raise", "collect"):
+        raise LeadDSLError(f"errors must be 'raise' or 'collect', not {errors!r}")
+    if not isinstance(rules, Ruleset):
+        raise LeadDSLError(f"score takes a compiled Ruleset, got {type(rules).__name__}")
+    duckdb = require("duckdb", "batch")
+    require("sqlglot", "batch")
+    fixed = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
+    say = progress or (lambda what, n: None)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if threads is not None:
+            con.execute(f"SET threads TO {int(threads)}")
+        with tempfile.TemporaryDirectory(prefix="leaddsl-") as tmp, paused_gc():
+            return _run(con, duckdb, rules, events, contacts, accounts, fixed, errors, say,
+                        Path(tmp))
+    finally:
+        con.close()
+
+
+def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source, accounts: Source,
+         fixed: float | None, errors: str, say: Progress, tmp: Path) -> BatchResult:
+    # Contacts and accounts, validated and linked as the Python path does.
+    engine = Engine(rules)
+    # _Sourced: records that carry where they came from (file:line, or "contacts[3]").
+    load = engine.load(accounts=_Sourced(_records(con, accounts, "accounts")),  # type: ignore[arg-type]
+                       errors=errors)
+    rejected = list(load.rejected)
+    load = engine.load(contacts=_Sourced(_records(con, contacts, "contacts")),  # type: ignore[arg-type]
+                       errors=errors)
+    rejected += load.rejected
+    say("contacts read", len(engine._attrs))
+    tests = () if rules.plan.account is None else member_conditions(rules.plan.account)
+    compiler_attrs = ContactSQL(rules.plan, extra=tests).attributes
+    _stage_contacts(con, engine, compiler_attrs, tmp)
+
+    # Events: one query reads them once, finds the bad ones, repeated ids and the latest
+    # time, and scores. Only when an id repeats are the events copied into a table, whose row
+    # order is the input's (the first delivery of an id counts), and scored again.
+    names: dict[str, str] | None = None
+    if isinstance(events, Iterable) and not _is_paths(events) and not hasattr(
+            events, "fetchall") and not _arrow(events):
+        staged_file = _stage_records(con, events, tmp)  # type: ignore[arg-type]
+        names = {staged_file: "events"}
+        events = [staged_file]
+    paths = _stage_events(con, events, tmp)
+    broken = False
+    try:
+        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=False))
+    except duckdb.Error as exc:  # a line that is not JSON, a value that cannot be cast
+        if paths is None:
+            raise LeadDSLError(f"cannot read the events: {exc}") from None
+        broken = True
+        _stage_events(con, events, tmp, lenient=True)
+        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=False))
+    columns = [d[0] for d in cur.description]
+    records = cur.fetchall()
+    n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
+    say("events read", n_all)
+    if n_bad or broken:
+        if paths is not None:
+            found = _python_rejects(paths, set(engine._attrs), errors == "raise", names)
+        else:
+            _in_order(con)
+            found = _sql_rejects(con, errors == "raise")
+        if len(found) < n_bad:
+            raise LeadDSLError(f"{n_bad} events are invalid but only {len(found)} could be "
+                               "named; nothing was scored")
+        rejected += found
+    n_events, duplicates = n_all - n_bad, 0
+    # (Equal hashes may hide no repetition; then the exact pass finds none.)
+    if n_ids != n_keys:
+        _in_order(con)
+        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=True))
+        columns = [d[0] for d in cur.description]
+        records = cur.fetchall()
+        first_ids = n_ids
+        n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
+        duplicates = first_ids - n_ids
+        n_events = n_all - n_bad - duplicates
+    as_of = fixed if fixed is not None else latest
+
+    # The contact rows.
+    models = [n.partition(":")[2] for n in columns if n.startswith("score:")]
+    ladders = [n.partition(":")[2] for n in columns if n.startswith("label:")]
+    when = to_datetime(as_of)
+    stamp = None if when is None else when.isoformat()
+    rows: dict[str, dict[str, Any]] = {}
+    hits: dict[str, tuple[bool, ...]] = {}
+    last: dict[str, float | None] = {}
+    ix = {n: i for i, n in enumerate(columns)}
+    i_where = [ix[f"where:{k}"] for k in range(len(tests))]
+    for rec in records:
+        cid = rec[ix["id"]]
+        if cid is None:
+            continue  # no contact at all: the row carries only the statistics
+        labels = {k: rec[ix[f"label:{k}"]] for k in ladders if rec[ix[f"label:{k}"]] is not None}
+        rows[cid] = {
+            "id": cid,
+            "total": float(rec[ix["total"]]),
+            "scores": {m: float(rec[ix[f"score:{m}"]]) for m in models},
+            "labels": labels,
+            "qualified": bool(rec[ix["qualified"]]),
+            "disqualified": bool(rec[ix["disqualified"]]),
+            "reasons": list(rec[ix["reasons"]] or []),
+            "as_of": stamp,
+        }
+        hits[cid] = tuple(bool(rec[i]) for i in i_where)
+        last[cid] = rec[ix["last_t"]]
+    say("contacts scored", len(rows))
+    ordered = [rows[c] for c in engine.contact_ids()]
+    scored_accounts: list[dict[str, Any]] = []
+    if rules.plan.account is not None:
+        scored_accounts = _score_accounts(rules, engine, rows, hits, last, tests, as_of)
+        say("accounts scored", len(scored_accounts))
+    return BatchResult(
+        contacts=tuple(ordered),
+        accounts=tuple(scored_accounts),
+        rejected=tuple(rejected),
+        as_of=when,
+        events=int(n_events),
+        duplicates=int(duplicates),
+        orphans=tuple(engine.orphans()),
+    )
+
+
