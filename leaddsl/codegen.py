@@ -319,7 +319,7 @@ def generate(rules: Ruleset) -> Generated:
     w.emit("continue  # not yet happened at the as-of time", 3)
     w.emit("if last is None or t > last:", 2)
     w.emit("last = t", 3)
-    w.emit("key = e[2:]", 2)
+    w.emit("key = (e[2], e[3], e[4])", 2)
     w.emit("hit = plain_get(key)", 2)
     w.emit("if hit is None:", 2)
     w.emit("hit = index(key)", 3)

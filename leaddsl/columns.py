@@ -22,9 +22,9 @@ import attrs
 import orjson
 
 from .errors import LeadDSLError, RecordError
-from .records import MAX_TIME, MIN_TIME, Rejected
+from .records import MAX_TIME, MIN_TIME
 
-__all__ = ["Chunk", "Columns", "Sourced", "chunks", "plain_columns"]
+__all__ = ["BadLine", "Chunk", "Columns", "Sourced", "chunks", "plain_columns"]
 
 CHUNK = 65_536  # records per chunk: big enough for C passes to pay, small for memory
 _LINE_BYTES = 1 << 23  # NDJSON read per chunk (readlines hint)
@@ -61,15 +61,16 @@ class Columns:
     count: int
 
 
-def chunks(data: Any, name: str, rejected: list[Rejected] | None) -> Iterator[Chunk]:
+def chunks(data: Any, name: str) -> Iterator[Chunk]:
     """``data`` (records, an NDJSON path, or (source, record) pairs) in chunks.
 
-    A line of an NDJSON file that is not JSON raises RecordError naming ``file:line``, or with
-    ``rejected`` given is set aside there; blank lines are skipped.
+    A line of an NDJSON file that is not JSON comes as a BadLine in its place; blank lines are
+    skipped. (A chunk is read before it is checked: after a bad record stops a load, the
+    records that followed it in the chunk were read but not taken in.)
     """
     if isinstance(data, (str, Path)):
         try:
-            yield from _file_chunks(str(data), rejected)
+            yield from _file_chunks(str(data))
         except OSError as exc:
             raise LeadDSLError(f"cannot read {name} file {str(data)!r}: {exc.strerror}") from None
         return
@@ -101,7 +102,16 @@ def _numbered(path: str, numbers: Sequence[int]) -> Callable[[int], str]:
     return lambda i: f"{path}:{numbers[i]}"
 
 
-def _file_chunks(path: str, rejected: list[Rejected] | None) -> Iterator[Chunk]:
+@attrs.frozen
+class BadLine:
+    """A line of an NDJSON file that is not JSON, kept in its place among the records: the
+    engine sets it aside (or stops there) in line order, after the lines before it."""
+
+    error: RecordError
+    text: str
+
+
+def _file_chunks(path: str) -> Iterator[Chunk]:
     loads = orjson.loads
     lineno = 0
     with open(path, "rb") as f:
@@ -112,11 +122,13 @@ def _file_chunks(path: str, rejected: list[Rejected] | None) -> Iterator[Chunk]:
             first = lineno + 1
             lineno += len(lines)
             try:
-                yield Chunk(list(map(loads, lines)), _numbered(path, range(first, lineno + 1)))
-                continue
+                recs: list[Any] = list(map(loads, lines))
             except orjson.JSONDecodeError:
                 pass  # blank or bad lines in this chunk: line by line
-            recs: list[Any] = []
+            else:
+                yield Chunk(recs, _numbered(path, range(first, lineno + 1)))
+                continue
+            recs = []
             numbers: list[int] = []
             for n, line in enumerate(lines, first):
                 try:
@@ -125,11 +137,7 @@ def _file_chunks(path: str, rejected: list[Rejected] | None) -> Iterator[Chunk]:
                     if not line.strip():
                         continue
                     err = RecordError(f"not valid JSON ({exc.msg})", source=f"{path}:{n}")
-                    if rejected is None:
-                        raise err from None
-                    text = line.decode("utf-8", "replace")
-                    rejected.append(Rejected(f"{path}:{n}", str(err), text))
-                    continue
+                    recs.append(BadLine(err, line.decode("utf-8", "replace")))
                 numbers.append(n)
             yield Chunk(recs, _numbered(path, numbers))
 

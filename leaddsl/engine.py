@@ -19,8 +19,8 @@ from typing import Any
 import attrs
 
 from .accounts import AccountResult
+from .columns import BadLine, chunks, plain_columns
 from .columns import Sourced as _Sourced
-from .columns import chunks, plain_columns
 from .errors import GraphError, LeadDSLError, RecordError
 from .graph import AccountGraph
 from .live import ContactState, LiveRules
@@ -177,31 +177,48 @@ def _fast_event(rec: Any) -> tuple[str, str | None, float, str, str | None, str 
 class SeenIds:
     """The (contact, event id) pairs taken in: an id counts once per contact.
 
-    Ids are nearly always unique over all contacts, so the set of ids alone answers "new"; an
-    id seen before is looked for among that contact's events (or the ids a store kept without
-    their events), which tells a resend from another contact's event with the same id.
+    Ids are nearly always unique over all contacts, so a set of ids answers "new" for almost
+    every event with no tuple per event. At the first id seen again, the pairs are made from
+    the contacts' events (once), and kept from then on: a resend is then told from another
+    contact's event with the same id in one lookup. Names given to events that came without
+    an id are not ids, and never count as one.
     """
 
-    __slots__ = ("ids", "events", "kept")
+    __slots__ = ("ids", "events", "pairs", "kept", "unnamed")
 
     def __init__(self, events: dict[str, list[ParsedEvent]]) -> None:
         self.ids: set[str] = set()
         self.events = events  # the engine's events by contact
-        self.kept: dict[str, set[str]] = {}  # contact -> ids whose events were not kept
+        self.pairs: set[tuple[str, str]] | None = None
+        self.kept: set[tuple[str, str]] = set()  # ids a store kept without their events
+        self.unnamed: set[tuple[str, str]] = set()  # (contact, name) of events without ids
 
     def add(self, cid: str, eid: str, *, kept: bool = True) -> None:
         """Take in a pair (its event goes to the contact's events, unless ``kept`` is False)."""
         self.ids.add(eid)
         if not kept:
-            self.kept.setdefault(cid, set()).add(eid)
+            self.kept.add((cid, eid))
+        if self.pairs is not None:
+            self.pairs.add((cid, eid))
+
+    def add_groups(self, ids: set[str], groups: Mapping[str, list[ParsedEvent]]) -> None:
+        """Take in a chunk's events by contact (all with ids)."""
+        self.ids |= ids
+        if self.pairs is not None:
+            for cid, events in groups.items():
+                self.pairs.update((cid, e[1]) for e in events)
+
+    def name(self, cid: str, name: str) -> None:
+        """Remember the name given to an event that came without an id."""
+        self.unnamed.add((cid, name))
 
     def __contains__(self, pair: tuple[str, str]) -> bool:
-        cid, eid = pair
-        if eid not in self.ids:
+        if pair[1] not in self.ids:
             return False
-        if eid in self.kept.get(cid, ()):
-            return True
-        return any(e[1] == eid for e in self.events.get(cid, ()))
+        if self.pairs is None:
+            made = {(cid, e[1]) for cid, log in self.events.items() for e in log}
+            self.pairs = (made - self.unnamed) | self.kept
+        return pair in self.pairs
 
 
 def _label_filter(
@@ -430,7 +447,7 @@ class Engine:
         count = duplicates = read = 0
         unbuilt: set[str] = set()  # contacts that get their first live summary at the end
         try:
-            for chunk in chunks(data, "events", rejected):
+            for chunk in chunks(data, "events"):
                 read += len(chunk.records)
                 if progress is not None:
                     progress("events read", read)
@@ -438,7 +455,7 @@ class Engine:
                 if store is None:  # plain chunks are checked by columns
                     plain = plain_columns(chunk.records, by_contact, seen.ids, self._words)
                 if plain is not None:
-                    seen.ids |= plain.ids
+                    seen.add_groups(plain.ids, plain.groups)
                     states = self._states
                     for contact, events in plain.groups.items():
                         state = states.get(contact)
@@ -456,6 +473,9 @@ class Engine:
                         latest = plain.latest
                     continue
                 for key, rec in enumerate(chunk.records):
+                    if type(rec) is BadLine:
+                        reject(chunk.name_of(key), rec.error, rec.text)
+                        continue
                     parsed = _fast_event(rec)
                     if parsed is None:  # unusual or bad: the full check names the problem
                         source = chunk.name_of(key)
@@ -492,6 +512,7 @@ class Engine:
                             eid = f"{chunk.name_of(key)}#{self._unnamed}"
                         else:
                             eid = chunk.name_of(key)  # a name for explain(); never deduplicated
+                        seen.name(contact, eid)
                     elif (contact, eid) in seen:
                         duplicates += 1
                         continue  # the same event delivered twice counts once
@@ -687,6 +708,7 @@ class Engine:
         for seq, cid, stored_id, at, action, obj, name in store.events():
             if stored_id is None:
                 eid = f"stored#{seq}"  # an event that came without an id: never deduplicated
+                self._seen.name(cid, eid)
             else:
                 eid = stored_id
                 # The id counts once even when its event is not in memory (kept=False).
@@ -852,6 +874,7 @@ class Engine:
         if eid is None:
             self._unnamed += 1
             eid = f"{source}#{self._unnamed}"
+            self._seen.name(cid, eid)
         elif (cid, eid) in self._seen:
             return ()
         keys = self._chain(cid)

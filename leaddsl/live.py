@@ -59,7 +59,8 @@ class ContactState:
                 rules.append({"e": list(acc)})
             else:  # a copy: sums are updated in place
                 rules.append(list(acc) if isinstance(acc, list) else acc)
-        return [self.top, rules, list(self.counts), self.times, self.recent]
+        recent = None if self.recent is None else [list(r) for r in self.recent]
+        return [self.top, rules, list(self.counts), [list(t) for t in self.times], recent]
 
     @classmethod
     def from_data(cls, data: list[Any]) -> ContactState:
@@ -74,8 +75,8 @@ class ContactState:
                 st.rules.append(tuple(acc["e"]))
             elif isinstance(acc, list) and acc and isinstance(acc[0], list):
                 st.rules.append([tuple(e) for e in acc])
-            else:
-                st.rules.append(acc)
+            else:  # a copy: sums are updated in place
+                st.rules.append(list(acc) if isinstance(acc, list) else acc)
         st.counts = list(counts)
         st.times = [list(t) for t in times]
         st.recent = None if recent is None else [[tuple(e) for e in r] for r in recent]
@@ -155,7 +156,7 @@ class LiveRules:
         self, events: Sequence[tuple[float, str, str, str | None, str | None]]
     ) -> ContactState:
         """The state of these events (already deduplicated), made at once: what adding them
-        one by one makes, with each decayed sum taken against its latest event in one pass."""
+        one by one, in this order, makes."""
         st = self.new()
         if not events:
             return st
@@ -184,14 +185,16 @@ class LiveRules:
                 hl = self._half_life[i]
                 if hl is None:
                     st.rules[i] = [len(mine)]
-                else:
-                    ref = max(mine)[0]  # tuples order by time first
+                else:  # add()'s running sum, in the log's order: the same floats to the bit
                     pts = self._points[i]
-                    if len(mine) == 1:  # the rule's own float, as add() keeps it: no new object
-                        decayed = pts
-                    else:
-                        decayed = math.fsum([pts * 0.5 ** ((ref - e[0]) / hl) for e in mine])
-                    st.rules[i] = [len(mine), decayed, ref]
+                    total, ref = pts, mine[0][0]
+                    for e in mine[1:]:
+                        t = e[0]
+                        if t > ref:
+                            total, ref = total * 0.5 ** ((t - ref) / hl) + pts, t
+                        else:
+                            total = total + pts * 0.5 ** ((ref - t) / hl)
+                    st.rules[i] = [len(mine), total, ref]
             elif kind == ONCE:
                 st.rules[i] = min(mine)
             elif kind == PER_NAME:

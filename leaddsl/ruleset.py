@@ -248,7 +248,10 @@ class Ruleset:
         if fast is not None:
             st = fast(attrs_, events, as_of, adjustments)
             # Later events may join the list: the detail replays the ones scored here.
-            st.detail = partial(self._state, attrs_, events, len(events), st.as_of, adjustments)
+            # (st.adjustments: the ones counted, copied; the caller's list may grow.)
+            st.detail = partial(
+                self._state, attrs_, events, len(events), st.as_of, st.adjustments
+            )
         else:
             st = self._state(attrs_, events, len(events), as_of, adjustments)
         # The state is finished: the result shares its dicts rather than copying them.
@@ -283,10 +286,12 @@ class Ruleset:
         gen = self._generated
         if gen is not None and gen.counters == len(self._counter_keys):
             return gen
-        if not self.generated or any(isinstance(c, P.Gained) for c in self._compiled):
+        if not self.generated or any(isinstance(c, P.Gained) for c in tuple(self._compiled)):
             return None
         with self._generate_lock:
-            gen = self._generated = generate(self)
+            gen = self._generated
+            if gen is None or gen.counters != len(self._counter_keys):
+                gen = self._generated = generate(self)
         return gen
 
     def detailed(self, st: EvalState) -> EvalState:

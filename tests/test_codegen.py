@@ -202,3 +202,20 @@ def test_empty_and_or_keep_the_meaning_of_all_and_any() -> None:
     w = _Writer(rules)
     assert w.cond(P.AllOf(()), late=True) == "(True)"
     assert w.cond(P.AnyOf(()), late=True) == "(False)"
+
+
+def test_explain_of_an_older_result_leaves_out_later_adjustments() -> None:
+    engine = leaddsl.Engine(leaddsl.compile("when opened email: +1"))
+    engine.load(contacts=[{"id": "A"}], events=[{"id": "e1", "contact": "A",
+                "action": "opened", "object": "email", "at": "2026-01-01T00:00:00Z"}])
+    engine.adjust("A", 2, reason="call went well")
+    result = engine.contact("A")
+    engine.adjust("A", 5, reason="met at a fair")
+    assert result.total == 3.0
+    assert sum(c.points for c in result.explain()) == 3.0
+
+
+def test_events_as_lists_score_as_tuples_do() -> None:
+    rules = leaddsl.compile("when opened email: +1")
+    events: list[Any] = [[1.0, "e1", "opened", "email", None]]
+    assert rules.score_parsed({"id": "c1"}, events, None).total == 1.0

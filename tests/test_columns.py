@@ -112,3 +112,41 @@ def test_a_bad_line_in_a_file_is_named_by_its_line(tmp_path: Path) -> None:
     report = engine.load(events=path, errors="collect")
     assert [r.source for r in report.rejected] == [f"{path}:5"]
     assert report.duplicates == 3 and engine.events == 5
+
+
+def test_a_line_that_is_not_json_keeps_the_lines_before_it(tmp_path: Path) -> None:
+    good = orjson.dumps({"id": "e1", "contact": "c1", "action": "opened", "object": "email",
+                         "at": "2026-01-01T00:00:00Z"})
+    stranger = orjson.dumps({"id": "e2", "contact": "nobody", "action": "opened",
+                             "at": "2026-01-01T00:00:00Z"})
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(good + b"\n{not json\n")
+    engine = leaddsl.Engine(RULES)
+    engine.load(contacts=CONTACTS)
+    with pytest.raises(leaddsl.RecordError) as err:
+        engine.load(events=path)
+    assert err.value.source == f"{path}:2"
+    assert engine.events == 1 and engine.contact("c1").total == 2.0
+    path.write_bytes(stranger + b"\n{not json\n" + good + b"\n")
+    report = leaddsl.Engine(RULES).load(contacts=CONTACTS, events=path, errors="collect")
+    assert [r.source for r in report.rejected] == [f"{path}:1", f"{path}:2"]  # in line order
+    assert report.events == 1
+
+
+def test_ids_shared_between_contacts_and_names_of_unnamed_events() -> None:
+    """Per-contact sequence ids ("1", "2", ...) count once per contact; the name an event
+    without an id was given is not an id."""
+    engine = leaddsl.Engine(RULES)
+    engine.load(contacts=CONTACTS)
+    events = [{"id": str(i), "contact": c, "action": "opened", "object": "email",
+               "at": "2026-01-01T00:00:00Z"} for c in ("c1", "c2") for i in range(300)]
+    report = engine.load(events=events + events[:5])
+    assert (report.events, report.duplicates) == (600, 5)
+    engine.load(events=[{"contact": "c3", "action": "opened", "object": "email",
+                         "at": "2026-01-01T00:00:00Z"}])  # named events[0] inside
+    engine.load(events=[{"id": "events[0]", "contact": "c2", "action": "opened",
+                         "object": "email", "at": "2026-01-01T00:00:00Z"}])
+    report = engine.load(events=[{"id": "events[0]", "contact": "c3", "action": "opened",
+                                  "object": "email", "at": "2026-01-01T00:00:00Z"}])
+    assert (report.events, report.duplicates) == (1, 0)
+    assert engine.contact("c3").total == 4.0
