@@ -49,8 +49,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".data"
 
 
-def _module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_hand", path)
+def _module(path: Path, name: str = "bench_hand") -> ModuleType:
+    """A script of ../shared/bench loaded as a module (its folder on the path: hand_duckdb
+    imports hand)."""
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -26,7 +26,6 @@ for information (skipped, and said so, without Java or pyspark).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import resource
 import shutil
@@ -40,25 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(__file__).resolve().parent / ".data"
-
-
-def _module(path: Path, name: str) -> ModuleType:
-    sys.path.insert(0, str(path.parent))  # hand_duckdb imports hand
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _workload(bench: Path, events: int) -> Path:
-    folder = CACHE / f"{events}"
-    if not (folder / "events.ndjson").is_file():
-        subprocess.run([sys.executable, str(bench / "gen.py"), str(folder), "--events",
-                        str(events)], check=True, capture_output=True)
-    return folder
+from bench import ROOT, _module, _workload  # the same workload cache as bench.py
 
 
 def _parquet(folder: Path) -> Path:

@@ -212,6 +212,14 @@ def test_spark_matches_python_on_generated_scripts(spark: Any, data: st.DataObje
     world["accounts"] = []
     for c in world["contacts"]:
         c.pop("account", None)
+    # Spark keeps the earliest of the events sharing an id, Python the first delivered (a
+    # documented difference): here a repeated id is only ever an exact resend.
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    resent = []
+    for ev in world["events"]:
+        if ev.get("id") is None or first.setdefault((ev["contact"], str(ev["id"])), ev) == ev:
+            resent.append(ev)
+    world["events"] = resent
     note(script.text)
     note(repr(world))
     want = leaddsl.score_all(rules, world["contacts"], world["events"])
