@@ -30,8 +30,8 @@ from .records import (
     Rejected,
     check_contact,
     check_event,
-    ndjson_lines,
     parse_time,
+    read_ndjson,
     to_datetime,
 )
 from .results import ContactResult
@@ -92,46 +92,29 @@ Progress = Callable[[str, int], object]  # (what, how many so far), called now a
 def _records(
     data: Records, name: str, rejected: list[Rejected] | None, progress: Progress | None = None
 ) -> Iterator[tuple[str, Any]]:
-    items, source_of = _numbered(data, name, rejected, progress)
-    for key, rec in items:
-        yield source_of(key), rec
-
-
-def _numbered(
-    data: Records, name: str, rejected: list[Rejected] | None, progress: Progress | None = None
-) -> tuple[Iterable[tuple[Any, Any]], Callable[[Any], str]]:
-    """Records with a key (an index, a line number or a source name) and the function that
-    names a record from its key: bulk loads build a name only for a record that needs one."""
-    items: Iterable[tuple[Any, Any]]
+    """``(source, record)`` pairs of records, an NDJSON path or sourced pairs. (Events in bulk
+    go through ``columns.chunks`` instead, which names a record only when it must.)"""
+    if progress is not None:
+        for i, item in enumerate(_records(data, name, rejected), 1):
+            if i % 20_000 == 0:
+                progress(f"{name} read", i)
+            yield item
+        return
     if isinstance(data, _Sourced):
-        items, source_of = data, str
+        yield from data
     elif isinstance(data, (str, Path)):
-        path = str(data)
-        items, source_of = _opened(data, name, rejected), (lambda n: f"{path}:{n}")
+        try:
+            yield from read_ndjson(data, rejected)
+        except OSError as exc:
+            raise LeadDSLError(f"cannot read {name} file {str(data)!r}: {exc.strerror}") from None
     else:
         if not isinstance(data, Iterable) or isinstance(data, (Mapping, bytes)):
             raise LeadDSLError(
                 f"{name} must be records (a list of mappings) or the path of an NDJSON file, "
                 f"got {type(data).__name__}"
             )
-        items, source_of = enumerate(data), (lambda i: f"{name}[{i}]")
-    if progress is not None:
-        items = _counted(items, name, progress)
-    return items, source_of
-
-
-def _opened(path: str | Path, name: str, rejected: list[Rejected] | None) -> Iterator[Any]:
-    try:
-        yield from ndjson_lines(path, rejected)
-    except OSError as exc:
-        raise LeadDSLError(f"cannot read {name} file {str(path)!r}: {exc.strerror}") from None
-
-
-def _counted(items: Iterable[Any], name: str, progress: Progress) -> Iterator[Any]:
-    for i, item in enumerate(items, 1):
-        if i % 20_000 == 0:
-            progress(f"{name} read", i)
-        yield item
+        for i, rec in enumerate(data):
+            yield f"{name}[{i}]", rec
 
 
 _fromiso = datetime.fromisoformat

@@ -24,7 +24,6 @@ __all__ = [
     "to_datetime",
     "Rejected",
     "read_ndjson",
-    "ndjson_lines",
     "check_event",
     "check_contact",
     "Event",
@@ -213,26 +212,15 @@ def read_ndjson(
     list, is appended there and skipped.
     """
     name = str(path)
-    for lineno, rec in ndjson_lines(path, rejected):
-        yield f"{name}:{lineno}", rec
-
-
-def ndjson_lines(
-    path: str | Path, rejected: list[Rejected] | None = None
-) -> Iterator[tuple[int, Any]]:
-    """``read_ndjson`` with line numbers instead of source names: bulk loads name a record
-    only when it needs a name (a million f-strings cost more than the parsing they name)."""
-    name = str(path)
-    loads = orjson.loads
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            source = f"{name}:{lineno}"
             try:
-                yield lineno, loads(line)
+                yield source, orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                if not line.strip():
-                    continue
-                err = RecordError(f"not valid JSON ({exc.msg})", source=f"{name}:{lineno}")
+                err = RecordError(f"not valid JSON ({exc.msg})", source=source)
                 if rejected is None:
                     raise err from None
-                text = line.decode("utf-8", "replace")
-                rejected.append(Rejected(err.source or name, str(err), text))
+                rejected.append(Rejected(source, str(err), line.decode("utf-8", "replace")))
