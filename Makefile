@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dev,repl,bench,batch,spark]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dev,repl,bench,batch,spark,fast]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -137,7 +137,7 @@ def e2e_split(rules: leaddsl.Ruleset, folder: Path) -> dict[str, float]:
 
     t0 = time.perf_counter()
     for name in ("accounts", "contacts", "events"):
-        for _ in chunks(folder / f"{name}.ndjson", name):
+        for _ in chunks(folder / f"{name}.ndjson", name, typed=name == "events"):
             pass
     t1 = time.perf_counter()
     engine = leaddsl.Engine(rules)

@@ -21,7 +21,10 @@ labels, reasons — reaches the function as data in its namespace, never as sour
 from __future__ import annotations
 
 import math
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
+from functools import partial
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from . import plan as P
@@ -302,34 +305,50 @@ def generate(rules: Ruleset) -> Generated:
     w.lines = head
     w.line = 0
     w.emit("def score(attrs, events, as_of, adjustments):", 0)
-    w.emit("if as_of is None and events:")
-    w.emit("as_of = max(e[0] for e in events)", 2)
+    # Events go to their rules by key, grouped in C passes (map, deque) rather than one
+    # Python step per event: every reduction after it (fsum, min, counts) ignores order.
+    w.emit("last = None")
+    w.emit("if events:")
+    w.emit("ts = list(map(_at, events))", 2)
+    w.emit("last = max(ts)", 2)
+    w.emit("if as_of is None:", 2)
+    w.emit("as_of = last", 3)
+    w.emit("elif last > as_of:  # events after the as-of time have not happened yet", 2)
+    w.emit("events = [e for e in events if e[0] <= as_of]", 3)
+    w.emit("ts = list(map(_at, events))", 3)
+    w.emit("last = max(ts) if ts else None", 3)
     w.emit("st = new_state(RS, attrs, as_of)")
     w.emit("if adjustments:")
     w.emit("limit = math_inf if as_of is None else as_of", 2)
     w.emit("st.adjustments = [a for a in adjustments if a[0] <= limit]", 2)
     w.ns["math_inf"] = math.inf
+    w.ns["_at"] = itemgetter(0)
+    w.ns["_key"] = itemgetter(2, 3, 4)
+    w.ns["_append"] = list.append
+    w.ns["_drain"] = deque(maxlen=0).extend
+    w.ns["_group"] = partial(defaultdict, list)
     slots = n_rules + n_counters
     w.emit(f"sel = [{', '.join(['[]'] * slots)}]" if slots else "sel = []")
-    w.emit("last = None")
-    w.emit("plain_get = PLAIN.get")
-    w.emit("for e in events:")
-    w.emit("t = e[0]", 2)
-    w.emit("if t > as_of:", 2)
-    w.emit("continue  # not yet happened at the as-of time", 3)
-    w.emit("if last is None or t > last:", 2)
-    w.emit("last = t", 3)
-    w.emit("key = (e[2], e[3], e[4])", 2)
-    w.emit("hit = plain_get(key)", 2)
-    w.emit("if hit is None:", 2)
-    w.emit("hit = index(key)", 3)
-    w.emit("times, firsts = hit", 2)
-    w.emit("for i in times:", 2)
-    w.emit("sel[i].append(t)", 3)
-    w.emit("if firsts:", 2)
-    w.emit("x = (t, e[1], e[4])", 3)
-    w.emit("for i in firsts:", 3)
-    w.emit("sel[i].append(x)", 4)
+    w.emit("if events:")
+    w.emit("keys = list(map(_key, events))", 2)
+    w.emit("by_key = _group()", 2)
+    w.emit("_drain(map(_append, map(by_key.__getitem__, keys), ts))", 2)
+    if any(full):
+        w.emit("of_key = _group()", 2)
+        w.emit("_drain(map(_append, map(of_key.__getitem__, keys), events))", 2)
+    w.emit("plain_get = PLAIN.get", 2)
+    w.emit("for key, group in by_key.items():", 2)
+    w.emit("hit = plain_get(key)", 3)
+    w.emit("if hit is None:", 3)
+    w.emit("hit = index(key)", 4)
+    w.emit("times, firsts = hit", 3)
+    w.emit("for i in times:", 3)
+    w.emit("sel[i] += group", 4)
+    if any(full):
+        w.emit("if firsts:", 3)
+        w.emit("xs = [(e[0], e[1], e[4]) for e in of_key[key]]", 4)
+        w.emit("for i in firsts:", 4)
+        w.emit("sel[i] += xs", 5)
     w.emit("st.last_time = last")
     for i in range(n_rules):
         w.emit(f"s{i} = sel[{i}]")

@@ -10,13 +10,12 @@ give the same events, so this is a speed path only.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice, repeat
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import attrs
 import orjson
@@ -42,10 +41,20 @@ class Sourced(list[tuple[str, Any]]):
 
 @attrs.frozen
 class Chunk:
-    """Records and how to name the i-th one in an error (``file:line`` or ``events[i]``)."""
+    """Records and how to name the i-th one in an error (``file:line`` or ``events[i]``).
+
+    A chunk read by the typed reader holds ``PlainEvent`` records; ``as_dicts()`` reads its
+    lines again as dicts when it must go record by record.
+    """
 
     records: list[Any]
     name_of: Callable[[int], str]
+    lines: tuple[str, int, list[bytes]] | None = None  # (path, first line number, lines)
+
+    def as_dicts(self) -> Chunk:
+        if self.lines is None:
+            return self
+        return _parsed(*self.lines)
 
 
 Event = tuple[float, str, str, str | None, str | None]  # (at, id, action, object, name)
@@ -53,24 +62,31 @@ Event = tuple[float, str, str, str | None, str | None]  # (at, id, action, objec
 
 @attrs.frozen
 class Columns:
-    """A plain chunk's events by contact (each contact's in the order given), ready to take in."""
+    """A plain chunk's events in the order given, with their contacts, ready to take in."""
 
-    groups: dict[str, list[Event]]
-    ids: set[str]
+    contacts: list[str]  # the i-th event's contact
+    events: list[Event]
+    ids: list[str]
+    unique: set[str]  # the ids, all new
+    touched: set[str]  # the contacts, all known
     latest: float
-    count: int
+
+    @property
+    def count(self) -> int:
+        return len(self.events)
 
 
-def chunks(data: Any, name: str) -> Iterator[Chunk]:
+def chunks(data: Any, name: str, typed: bool = False) -> Iterator[Chunk]:
     """``data`` (records, an NDJSON path, or (source, record) pairs) in chunks.
 
     A line of an NDJSON file that is not JSON comes as a BadLine in its place; blank lines are
     skipped. (A chunk is read before it is checked: after a bad record stops a load, the
-    records that followed it in the chunk were read but not taken in.)
+    records that followed it in the chunk were read but not taken in.) ``typed``: read event
+    files with the typed reader when msgspec is installed (see ``PlainEvent``).
     """
     if isinstance(data, (str, Path)):
         try:
-            yield from _file_chunks(str(data))
+            yield from _file_chunks(str(data), typed and _decode is not None)
         except OSError as exc:
             raise LeadDSLError(f"cannot read {name} file {str(data)!r}: {exc.strerror}") from None
         return
@@ -111,8 +127,7 @@ class BadLine:
     text: str
 
 
-def _file_chunks(path: str) -> Iterator[Chunk]:
-    loads = orjson.loads
+def _file_chunks(path: str, typed: bool) -> Iterator[Chunk]:
     lineno = 0
     with open(path, "rb") as f:
         while True:
@@ -121,41 +136,74 @@ def _file_chunks(path: str) -> Iterator[Chunk]:
                 return
             first = lineno + 1
             lineno += len(lines)
-            try:
-                recs: list[Any] = list(map(loads, lines))
-            except orjson.JSONDecodeError:
-                pass  # blank or bad lines in this chunk: line by line
-            else:
-                yield Chunk(recs, _numbered(path, range(first, lineno + 1)))
-                continue
-            recs = []
-            numbers: list[int] = []
-            for n, line in enumerate(lines, first):
+            if typed:
+                assert _decode is not None
                 try:
-                    recs.append(loads(line))
-                except orjson.JSONDecodeError as exc:
-                    if not line.strip():
-                        continue
-                    err = RecordError(f"not valid JSON ({exc.msg})", source=f"{path}:{n}")
-                    recs.append(BadLine(err, line.decode("utf-8", "replace")))
-                numbers.append(n)
-            yield Chunk(recs, _numbered(path, numbers))
+                    recs = list(map(_decode, lines))
+                except _DecodeError:
+                    pass  # anything unusual: as dicts, then record by record
+                else:
+                    yield Chunk(recs, _numbered(path, range(first, lineno + 1)),
+                                (path, first, lines))
+                    continue
+            yield _parsed(path, first, lines)
 
 
-def plain_columns(
-    recs: list[Any], known: Mapping[str, object], seen: set[str], words: dict[Any, Any]
-) -> Columns | None:
-    """The chunk's events when every record is plain, else None (check them one by one).
+def _parsed(path: str, first: int, lines: list[bytes]) -> Chunk:
+    """NDJSON lines as dicts (with orjson), a BadLine in place of a line that is not JSON."""
+    loads = orjson.loads
+    try:
+        recs: list[Any] = list(map(loads, lines))
+    except orjson.JSONDecodeError:
+        pass  # blank or bad lines in this chunk: line by line
+    else:
+        return Chunk(recs, _numbered(path, range(first, first + len(lines))))
+    recs = []
+    numbers: list[int] = []
+    for n, line in enumerate(lines, first):
+        try:
+            recs.append(loads(line))
+        except orjson.JSONDecodeError as exc:
+            if not line.strip():
+                continue
+            err = RecordError(f"not valid JSON ({exc.msg})", source=f"{path}:{n}")
+            recs.append(BadLine(err, line.decode("utf-8", "replace")))
+        numbers.append(n)
+    return Chunk(recs, _numbered(path, numbers))
 
-    Plain: a dict with text ``action`` (not empty), ``at``, ``contact`` and ``id``; ``object``,
-    ``name`` and ``channel`` text or absent; ``at`` an ISO time in range (UTC when it has no
-    offset); the contact in ``known``; ids unique in the chunk and not in ``seen``. These are
-    the checks ``check_event`` makes on such records; nothing here mutates anything but
-    ``words``, where actions, objects and names are shared: a history repeats a few words a
-    million times, and the evaluator's lookups compare equal words faster when they are one
-    object (less memory, too).
-    """
-    if not recs or set(map(type, recs)) != {dict}:
+
+try:  # the typed reader: optional (pip install 'leaddsl[fast]')
+    import msgspec
+except ImportError:  # pragma: no cover - every extra is installed for the tests
+    _decode: Callable[[bytes], Any] | None = None
+    _DecodeError: type[Exception] = Exception
+else:
+
+    class PlainEvent(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+        """An event line as the typed reader takes it, typed while it is parsed (in C): text
+        id, contact, action (not empty) and time; text or absent object, name and channel;
+        no other field. Any other line makes its chunk go as dicts (orjson), then record by
+        record. (Other fields are refused because msgspec would skip them unparsed, so a
+        line that orjson finds is not JSON, say a number like 1e400 there, would get in.)"""
+
+        id: str
+        contact: str
+        action: Annotated[str, msgspec.Meta(min_length=1)]
+        at: str
+        object: str | None = None
+        name: str | None = None
+        channel: str | None = None
+
+    _decode = msgspec.json.Decoder(PlainEvent).decode
+    _DecodeError = msgspec.DecodeError  # ValidationError is one
+
+
+_fields = attrgetter("action", "at", "contact", "id", "object", "name")
+
+
+def _dict_columns(recs: list[Any]) -> tuple[list[Any], ...] | None:
+    """The columns of a chunk of dicts, when their types are plain (see plain_columns)."""
+    if set(map(type, recs)) != {dict}:
         return None
     get = dict.get
     actions = list(map(get, recs, repeat("action")))
@@ -178,6 +226,32 @@ def plain_columns(
         and _OPTIONAL.issuperset(map(type, map(get, recs, repeat("channel"))))
     ):
         return None
+    return actions, ats, contacts, ids, objects, names
+
+
+def plain_columns(
+    recs: list[Any], known: Mapping[str, object], seen: set[str], words: dict[Any, Any]
+) -> Columns | None:
+    """The chunk's events when every record is plain, else None (check them one by one).
+
+    Plain: a dict with text ``action`` (not empty), ``at``, ``contact`` and ``id``; ``object``,
+    ``name`` and ``channel`` text or absent; ``at`` an ISO time in range (UTC when it has no
+    offset); the contact in ``known``; ids unique in the chunk and not in ``seen``. These are
+    the checks ``check_event`` makes on such records; nothing here mutates anything but
+    ``words``, where actions, objects and names are shared: a history repeats a few words a
+    million times, and the evaluator's lookups compare equal words faster when they are one
+    object (less memory, too).
+    """
+    if not recs:
+        return None
+    if _decode is not None and type(recs[0]) is PlainEvent:  # typed as read: a chunk is all so
+        rows = zip(*map(_fields, recs), strict=True)
+        actions, ats, contacts, ids, objects, names = map(list, rows)
+    else:
+        columns = _dict_columns(recs)
+        if columns is None:
+            return None
+        actions, ats, contacts, ids, objects, names = columns
     unique = set(ids)
     if len(unique) != len(ids) or not seen.isdisjoint(unique):
         return None  # duplicates: the record-by-record path counts them
@@ -191,15 +265,16 @@ def plain_columns(
     lo, hi = min(times), max(times)
     if lo < MIN_TIME or hi > MAX_TIME:
         return None
+    touched = set(contacts)
+    if not known.keys() >= touched:
+        return None  # an unknown contact (or not text): the record-by-record path names it
     share = words.setdefault
     actions = list(map(share, actions, actions))
     objects = list(map(share, objects, objects))
     names = list(map(share, names, names))
     # The checks above made these text (mypy cannot follow them).
-    events = zip(times, cast(list[str], ids), cast(list[str], actions), objects, names, strict=True)
-    groups: defaultdict[str, list[Event]] = defaultdict(list)
-    for contact, event in zip(cast(list[str], contacts), events, strict=True):
-        groups[contact].append(event)
-    if not known.keys() >= groups.keys():
-        return None  # an unknown contact: the record-by-record path names it
-    return Columns(groups, cast(set[str], unique), hi, len(recs))
+    events = list(
+        zip(times, cast(list[str], ids), cast(list[str], actions), objects, names, strict=True)
+    )
+    return Columns(cast(list[str], contacts), events, cast(list[str], ids),
+                   cast(set[str], unique), cast(set[str], touched), hi)

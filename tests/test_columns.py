@@ -77,6 +77,65 @@ def test_columns_give_what_records_give(monkeypatch: pytest.MonkeyPatch, events:
     assert _load(monkeypatch, True, events, chunk) == _load(monkeypatch, False, events, chunk)
 
 
+# Lines of an NDJSON file: events as above, and lines the typed reader must hand to orjson.
+LINES = st.lists(
+    st.one_of(
+        EVENTS.map(lambda evs: [orjson.dumps(e) for e in evs]),
+        st.sampled_from([
+            [b""],  # blank
+            [b"{not json"],
+            [b'{"id": "x1", "contact": "c1", "action": "opened", "at": "2026-01-01T00:00:00Z",'
+             b' "extra": 1e400}'],  # not JSON for orjson, in a field leaddsl does not read
+            [b'{"id": "x2", "contact": "c2", "action": "opened", "at": "2026-01-01T00:00:00Z",'
+             b' "utm": "spring"}'],  # another field: allowed
+            [b'{"id": "x3", "contact": "c1", "action": "visited", "object": null,'
+             b' "at": "2026-01-04T00:00:00Z", "id": "x4"}'],  # a repeated key: the last wins
+        ]),
+    ),
+    max_size=6,
+).map(lambda parts: [line for part in parts for line in part])
+
+
+def _load_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: bool, lines: list[bytes],
+               chunk: int) -> dict[str, Any]:
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    with monkeypatch.context() as m:
+        m.setattr(leaddsl.columns, "_LINE_BYTES", chunk)
+        if not typed:
+            m.setattr(leaddsl.columns, "_decode", None)
+        engine = leaddsl.Engine(RULES)
+        engine.load(contacts=CONTACTS)
+        report = engine.load(events=path, errors="collect")
+        return _snapshot(engine, report)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(lines=LINES, chunk=st.sampled_from([1, 200, 1 << 20]))
+def test_typed_reading_gives_what_dicts_give(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             lines: list[bytes], chunk: int) -> None:
+    """Event files read by the typed reader (msgspec) and as dicts (orjson) load the same
+    events, counts, rejections (named by line) and totals, whatever the chunk size."""
+    assert leaddsl.columns._decode is not None  # the tests install every extra
+    assert (_load_file(monkeypatch, tmp_path, True, lines, chunk)
+            == _load_file(monkeypatch, tmp_path, False, lines, chunk))
+
+
+def test_a_plain_file_is_read_typed(tmp_path: Path) -> None:
+    lines = [orjson.dumps({"id": f"e{i}", "contact": "c2", "action": "visited", "object": "page",
+                           "at": "2026-01-01T00:00:00Z"}) for i in range(4)]
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    [chunk] = leaddsl.columns.chunks(path, "events", typed=True)
+    assert {type(r).__name__ for r in chunk.records} == {"PlainEvent"}
+    assert [r["id"] for r in chunk.as_dicts().records] == ["e0", "e1", "e2", "e3"]
+    assert chunk.name_of(2) == f"{path}:3"
+    engine = leaddsl.Engine(RULES)
+    assert engine.load(contacts=CONTACTS, events=path).events == 4
+    assert engine.contact("c2").total == 4.0
+
+
 def test_a_plain_history_takes_the_column_path(monkeypatch: pytest.MonkeyPatch) -> None:
     taken: list[int] = []
     real = leaddsl.columns.plain_columns
