@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from itertools import islice, repeat
 from operator import attrgetter
 from pathlib import Path
-from typing import Annotated, Any, cast
+from types import ModuleType
+from typing import Any, cast
 
 import attrs
 import orjson
@@ -43,18 +44,27 @@ class Sourced(list[tuple[str, Any]]):
 class Chunk:
     """Records and how to name the i-th one in an error (``file:line`` or ``events[i]``).
 
-    A chunk read by the typed reader holds ``PlainEvent`` records; ``as_dicts()`` reads its
-    lines again as dicts when it must go record by record.
+    A block of an event file read by columns holds a ``table`` instead of records, and
+    ``as_dicts()`` reads its lines again as dicts when it must go record by record.
     """
 
     records: list[Any]
     name_of: Callable[[int], str]
-    lines: tuple[str, int, list[bytes]] | None = None  # (path, first line number, lines)
+    table: Any = None  # a pyarrow Table (see leaddsl.arrowread)
+    block: tuple[str, int, bytes] | None = None  # (path, first line number, the lines)
+
+    @property
+    def size(self) -> int:
+        return len(self.records) if self.table is None else int(self.table.num_rows)
 
     def as_dicts(self) -> Chunk:
-        if self.lines is None:
+        if self.block is None:
             return self
-        return _parsed(*self.lines)
+        path, first, buf = self.block
+        lines = buf.split(b"\n")
+        if buf.endswith(b"\n"):
+            lines.pop()
+        return _parsed(path, first, lines)
 
 
 Event = tuple[float, str, str, str | None, str | None]  # (at, id, action, object, name)
@@ -81,12 +91,16 @@ def chunks(data: Any, name: str, typed: bool = False) -> Iterator[Chunk]:
 
     A line of an NDJSON file that is not JSON comes as a BadLine in its place; blank lines are
     skipped. (A chunk is read before it is checked: after a bad record stops a load, the
-    records that followed it in the chunk were read but not taken in.) ``typed``: read event
-    files with the typed reader when msgspec is installed (see ``PlainEvent``).
+    records that followed it in the chunk were read but not taken in.) ``typed``: read an
+    event file by columns when pyarrow is installed (see leaddsl.arrowread).
     """
     if isinstance(data, (str, Path)):
         try:
-            yield from _file_chunks(str(data), typed and _decode is not None)
+            reader = _arrow() if typed else None
+            if reader is not None:
+                yield from _block_chunks(str(data), reader)
+            else:
+                yield from _file_chunks(str(data))
         except OSError as exc:
             raise LeadDSLError(f"cannot read {name} file {str(data)!r}: {exc.strerror}") from None
         return
@@ -127,26 +141,41 @@ class BadLine:
     text: str
 
 
-def _file_chunks(path: str, typed: bool) -> Iterator[Chunk]:
+def _file_chunks(path: str) -> Iterator[Chunk]:
     lineno = 0
     with open(path, "rb") as f:
         while True:
             lines = f.readlines(_LINE_BYTES)
             if not lines:
                 return
-            first = lineno + 1
+            yield _parsed(path, lineno + 1, lines)
             lineno += len(lines)
-            if typed:
-                assert _decode is not None
-                try:
-                    recs = list(map(_decode, lines))
-                except _DecodeError:
-                    pass  # anything unusual: as dicts, then record by record
-                else:
-                    yield Chunk(recs, _numbered(path, range(first, lineno + 1)),
-                                (path, first, lines))
+
+
+def _block_chunks(path: str, reader: ModuleType) -> Iterator[Chunk]:
+    """Blocks of whole lines, each read by columns when it is plain (else as dicts)."""
+    lineno = 0
+    rest = b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(_LINE_BYTES)
+            buf = rest + block if rest else block
+            if block:
+                cut = buf.rfind(b"\n") + 1
+                if not cut:  # a line longer than a block: read on
+                    rest = buf
                     continue
-            yield _parsed(path, first, lines)
+                buf, rest = buf[:cut], buf[cut:]
+            elif not buf:
+                return
+            else:
+                rest = b""
+            lines = buf.count(b"\n") + (not buf.endswith(b"\n"))
+            first = lineno + 1
+            lineno += lines
+            table = reader.read_block(buf, lines)
+            chunk = Chunk([], _numbered(path, range(first, lineno + 1)), table, (path, first, buf))
+            yield chunk if table is not None else chunk.as_dicts()
 
 
 def _parsed(path: str, first: int, lines: list[bytes]) -> Chunk:
@@ -172,33 +201,20 @@ def _parsed(path: str, first: int, lines: list[bytes]) -> Chunk:
     return Chunk(recs, _numbered(path, numbers))
 
 
-try:  # the typed reader: optional (pip install 'leaddsl[fast]')
-    import msgspec
-except ImportError:  # pragma: no cover - every extra is installed for the tests
-    _decode: Callable[[bytes], Any] | None = None
-    _DecodeError: type[Exception] = Exception
-else:
-
-    class PlainEvent(msgspec.Struct, gc=False, forbid_unknown_fields=True):
-        """An event line as the typed reader takes it, typed while it is parsed (in C): text
-        id, contact, action (not empty) and time; text or absent object, name and channel;
-        no other field. Any other line makes its chunk go as dicts (orjson), then record by
-        record. (Other fields are refused because msgspec would skip them unparsed, so a
-        line that orjson finds is not JSON, say a number like 1e400 there, would get in.)"""
-
-        id: str
-        contact: str
-        action: Annotated[str, msgspec.Meta(min_length=1)]
-        at: str
-        object: str | None = None
-        name: str | None = None
-        channel: str | None = None
-
-    _decode = msgspec.json.Decoder(PlainEvent).decode
-    _DecodeError = msgspec.DecodeError  # ValidationError is one
+_READER: list[ModuleType | None] = []
 
 
-_fields = attrgetter("action", "at", "contact", "id", "object", "name")
+def _arrow() -> ModuleType | None:
+    """leaddsl.arrowread, imported at first use (pyarrow takes a while to import), or None
+    without pyarrow (pip install 'leaddsl[fast]')."""
+    if not _READER:
+        try:
+            from . import arrowread
+        except ImportError:  # pragma: no cover - every extra is installed for the tests
+            _READER.append(None)
+        else:
+            _READER.append(arrowread)
+    return _READER[0]
 
 
 def _dict_columns(recs: list[Any]) -> tuple[list[Any], ...] | None:
@@ -230,7 +246,7 @@ def _dict_columns(recs: list[Any]) -> tuple[list[Any], ...] | None:
 
 
 def plain_columns(
-    recs: list[Any], known: Mapping[str, object], seen: set[str], words: dict[Any, Any]
+    chunk: Chunk, known: Mapping[str, object], seen: set[str], words: dict[Any, Any]
 ) -> Columns | None:
     """The chunk's events when every record is plain, else None (check them one by one).
 
@@ -242,16 +258,33 @@ def plain_columns(
     million times, and the evaluator's lookups compare equal words faster when they are one
     object (less memory, too).
     """
-    if not recs:
-        return None
-    if _decode is not None and type(recs[0]) is PlainEvent:  # typed as read: a chunk is all so
-        rows = zip(*map(_fields, recs), strict=True)
-        actions, ats, contacts, ids, objects, names = map(list, rows)
+    share = words.setdefault
+    table = chunk.table
+    if table is not None:  # read by columns: types and required fields checked already
+        reader = _arrow()
+        assert reader is not None
+        ids = reader.text(table, "id")
+        ats = reader.text(table, "at")
+        contacts, distinct = reader.coded(table, "contact", _same)
+        touched = set(distinct)
+        if not known.keys() >= touched:
+            return None  # an unknown contact: the record-by-record path names it
+        actions = reader.coded(table, "action", share)[0]
+        objects = reader.coded(table, "object", share)[0]
+        names = reader.coded(table, "name", share)[0]
     else:
-        columns = _dict_columns(recs)
+        if not chunk.records:
+            return None
+        columns = _dict_columns(chunk.records)
         if columns is None:
             return None
         actions, ats, contacts, ids, objects, names = columns
+        touched = set(contacts)
+        if not known.keys() >= touched:
+            return None  # an unknown contact (or not text): the record-by-record path names it
+        actions = list(map(share, actions, actions))
+        objects = list(map(share, objects, objects))
+        names = list(map(share, names, names))
     unique = set(ids)
     if len(unique) != len(ids) or not seen.isdisjoint(unique):
         return None  # duplicates: the record-by-record path counts them
@@ -265,16 +298,13 @@ def plain_columns(
     lo, hi = min(times), max(times)
     if lo < MIN_TIME or hi > MAX_TIME:
         return None
-    touched = set(contacts)
-    if not known.keys() >= touched:
-        return None  # an unknown contact (or not text): the record-by-record path names it
-    share = words.setdefault
-    actions = list(map(share, actions, actions))
-    objects = list(map(share, objects, objects))
-    names = list(map(share, names, names))
     # The checks above made these text (mypy cannot follow them).
     events = list(
         zip(times, cast(list[str], ids), cast(list[str], actions), objects, names, strict=True)
     )
     return Columns(cast(list[str], contacts), events, cast(list[str], ids),
                    cast(set[str], unique), cast(set[str], touched), hi)
+
+
+def _same(value: Any, default: Any) -> Any:
+    return value

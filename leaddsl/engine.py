@@ -438,12 +438,12 @@ class Engine:
         unbuilt: set[str] = set()  # contacts that get their first live summary at the end
         try:
             for chunk in chunks(data, "events", typed=store is None):
-                read += len(chunk.records)
+                read += chunk.size
                 if progress is not None:
                     progress("events read", read)
                 plain = None
                 if store is None:  # plain chunks are checked by columns
-                    plain = plain_columns(chunk.records, by_contact, seen.ids, self._words)
+                    plain = plain_columns(chunk, by_contact, seen.ids, self._words)
                 if plain is not None:
                     seen.add_columns(plain.unique, plain.contacts, plain.ids)
                     # Each event onto its contact's log, in C: a chunk touches most contacts.

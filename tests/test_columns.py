@@ -90,6 +90,18 @@ LINES = st.lists(
              b' "utm": "spring"}'],  # another field: allowed
             [b'{"id": "x3", "contact": "c1", "action": "visited", "object": null,'
              b' "at": "2026-01-04T00:00:00Z", "id": "x4"}'],  # a repeated key: the last wins
+            [b'{"id": "x5", "contact": "c1",', b'"action": "opened", "at": "2026-01-01"}'],
+            [b'{"id": "x6", "contact": "c2", "action": "opened", "at": "2026-01-01"}'
+             b'{"id": "x7", "contact": "c2", "action": "opened", "at": "2026-01-01"}'],
+            [b'{"id": "x8", "contact": "c3", "action": "opened", "at": "2026-01-01",'
+             b' "channel": "\xff"}'],  # not UTF-8
+            [b'{"id": "x9", "contact": "c3", "action": "opened", "at": "2026-01-01",'
+             b' "name": "\\ud800"}'],  # a lone surrogate
+            [b'{"id": "y1", "contact": "c3", "action": "opened", "at": "2026-01-01"}\r'],
+            [b'  {"id": "y2", "contact": "c3", "action": "opened", "at": "2026-01-01"}'],
+            [b'{"id": "y3", "contact": "c3", "action": "opened", "object": 5, "at": "2026-01-01"}'],
+            [b'{"id": "y4", "contact": "c3", "action": "opened", "object": "a\\nb\\u00e9",'
+             b' "at": "2026-01-01T00:00:00.123456789+05:30"}'],
         ]),
     ),
     max_size=6,
@@ -99,11 +111,11 @@ LINES = st.lists(
 def _load_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: bool, lines: list[bytes],
                chunk: int) -> dict[str, Any]:
     path = tmp_path / "events.ndjson"
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    path.write_bytes(b"\n".join(lines) + (b"\n" if chunk != 200 else b""))
     with monkeypatch.context() as m:
         m.setattr(leaddsl.columns, "_LINE_BYTES", chunk)
         if not typed:
-            m.setattr(leaddsl.columns, "_decode", None)
+            m.setattr(leaddsl.columns, "_arrow", lambda: None)
         engine = leaddsl.Engine(RULES)
         engine.load(contacts=CONTACTS)
         report = engine.load(events=path, errors="collect")
@@ -115,9 +127,9 @@ def _load_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typed: bool, lin
 @given(lines=LINES, chunk=st.sampled_from([1, 200, 1 << 20]))
 def test_typed_reading_gives_what_dicts_give(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                              lines: list[bytes], chunk: int) -> None:
-    """Event files read by the typed reader (msgspec) and as dicts (orjson) load the same
-    events, counts, rejections (named by line) and totals, whatever the chunk size."""
-    assert leaddsl.columns._decode is not None  # the tests install every extra
+    """Event files read by columns (pyarrow) and as dicts (orjson) load the same events,
+    counts, rejections (named by line) and totals, whatever the block size."""
+    assert leaddsl.columns._arrow() is not None  # the tests install every extra
     assert (_load_file(monkeypatch, tmp_path, True, lines, chunk)
             == _load_file(monkeypatch, tmp_path, False, lines, chunk))
 
@@ -128,7 +140,7 @@ def test_a_plain_file_is_read_typed(tmp_path: Path) -> None:
     path = tmp_path / "events.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     [chunk] = leaddsl.columns.chunks(path, "events", typed=True)
-    assert {type(r).__name__ for r in chunk.records} == {"PlainEvent"}
+    assert chunk.table is not None and chunk.size == 4 and chunk.records == []
     assert [r["id"] for r in chunk.as_dicts().records] == ["e0", "e1", "e2", "e3"]
     assert chunk.name_of(2) == f"{path}:3"
     engine = leaddsl.Engine(RULES)
@@ -209,3 +221,16 @@ def test_ids_shared_between_contacts_and_names_of_unnamed_events() -> None:
                                   "object": "email", "at": "2026-01-01T00:00:00Z"}])
     assert (report.events, report.duplicates) == (1, 0)
     assert engine.contact("c3").total == 4.0
+
+
+def test_a_block_is_read_by_columns_only_when_each_line_is_one_event() -> None:
+    from leaddsl.arrowread import read_block
+
+    one = b'{"id": "a", "contact": "c1", "action": "opened", "at": "2026-01-01"}'
+    assert read_block(one + b"\n" + one.replace(b'"a"', b'"b"') + b"\n", 2) is not None
+    # An object over two lines and two objects on one line: as many rows as lines, but
+    # not one per line.
+    split = one.replace(b', "action"', b',\n"action"')
+    assert read_block(split + b"\n" + one + one + b"\n", 3) is None
+    assert read_block(b"\n" + one + b"\n", 2) is None  # a blank line
+    assert read_block(one + b"\r\n", 1) is None

@@ -1,0 +1,82 @@
+"""Event files read by columns: a block of NDJSON parsed by pyarrow (``leaddsl[fast]``).
+
+Parsing lines into Python dicts makes several short-lived objects per event, and with a
+million events retained around them the heap fragments: every later pass over a chunk misses
+the cache. Arrow parses a block in C++ into columns; Python then makes only what the engine
+keeps (ids, times, event tuples) and one string per distinct contact, action, object and name
+of the block.
+
+A block is taken only when it is plainly one event object per line with exactly the fields
+events have, each text or null, valid UTF-8 — then orjson would read the same values line by
+line. Anything else (another field, a number where text belongs, a repeated key, a blank
+line, spaces around the objects, ``\\r\\n``) returns None and the block is read as dicts,
+which names every bad line as before.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+__all__ = ["read_block", "text", "coded"]
+
+FIELDS = ("id", "contact", "action", "at", "object", "name", "channel")
+REQUIRED = ("id", "contact", "action", "at")
+_PARSE = pj.ParseOptions(
+    explicit_schema=pa.schema([(f, pa.string()) for f in FIELDS]),
+    unexpected_field_behavior="error",
+)
+
+
+def read_block(buf: bytes, lines: int) -> pa.Table | None:
+    """The block's ``lines`` events as a table, or None when it is not plainly so.
+
+    Rows and lines correspond: raw newlines occur in JSON only between values, so when every
+    newline sits between ``}`` and ``{`` and there are as many rows as lines, each line holds
+    one object.
+    """
+    if not (buf.startswith(b"{") and (buf.endswith(b"}\n") or buf.endswith(b"}"))):
+        return None
+    if buf.count(b"}\n{") != lines - 1:
+        return None
+    try:
+        table = pj.read_json(
+            io.BytesIO(buf),
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(buf) + 1),
+            parse_options=_PARSE,
+        )
+        table.validate(full=True)  # valid UTF-8, which the parser does not check
+    except (pa.ArrowException, ValueError):
+        return None
+    if table.num_rows != lines:
+        return None
+    if any(table.column(f).null_count for f in REQUIRED):
+        return None  # missing: the record path names the field
+    if pc.any(pc.equal(table.column("action"), "")).as_py():
+        return None
+    return table
+
+
+def text(table: pa.Table, field: str) -> list[Any]:
+    """A column as one Python object per row."""
+    return table.column(field).to_pylist()  # type: ignore[no-any-return]
+
+
+def coded(
+    table: pa.Table, field: str, share: Callable[[Any, Any], Any]
+) -> tuple[list[Any], list[Any]]:
+    """A column of few distinct values as a list per row of shared objects (``share(v, v)``
+    gives the object to use for ``v``), and the distinct values: one Python string per
+    distinct value, not per row."""
+    encoded = pc.dictionary_encode(table.column(field)).combine_chunks()
+    values = [share(v, v) for v in encoded.dictionary.to_pylist()]
+    indices = encoded.indices
+    if indices.null_count:
+        indices = indices.fill_null(len(values))
+        values.append(None)
+    return list(map(values.__getitem__, indices.to_pylist())), values
