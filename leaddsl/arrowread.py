@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-__all__ = ["read_block", "text", "coded"]
+__all__ = ["read_block", "text", "coded", "times"]
 
 FIELDS = ("id", "contact", "action", "at", "object", "name", "channel")
 REQUIRED = ("id", "contact", "action", "at")
@@ -60,6 +60,31 @@ def read_block(buf: bytes, lines: int) -> pa.Table | None:
     if pc.any(pc.equal(table.column("action"), "")).as_py():
         return None
     return table
+
+
+# Times in the one common form that pyarrow and datetime.fromisoformat read alike: a full
+# date and time, 0, 3 or 6 decimals, Z or an offset. Anything else is parsed by Python.
+_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?(Z|[+-]\d{2}:\d{2})$"
+
+
+def times(table: pa.Table) -> list[float] | None:
+    """The ``at`` column as POSIX seconds, the value ``datetime.timestamp()`` gives (whole
+    microseconds / 1e6, rounded once), or None when some time is not in the common form or
+    not a valid date (Python then parses them, and names what is wrong)."""
+    at = table.column("at")
+    if not pc.all(pc.match_substring_regex(at, _ISO)).as_py():
+        return None
+    try:
+        micros = pc.cast(at, pa.timestamp("us", "UTC")).cast(pa.int64())
+    except pa.ArrowException:
+        return None
+    span = pc.min_max(micros)
+    if not (-_EXACT <= span["min"].as_py() and span["max"].as_py() <= _EXACT):
+        return None  # past 2255: no longer exact in a double before dividing; Python's way
+    return pc.divide(micros, 1e6).to_pylist()  # type: ignore[no-any-return]
+
+
+_EXACT = 2**53  # microseconds a double holds exactly
 
 
 def text(table: pa.Table, field: str) -> list[Any]:

@@ -264,7 +264,8 @@ def plain_columns(
         reader = _arrow()
         assert reader is not None
         ids = reader.text(table, "id")
-        ats = reader.text(table, "at")
+        times = reader.times(table)  # or None: parsed by Python below
+        ats = reader.text(table, "at") if times is None else []
         contacts, distinct = reader.coded(table, "contact", _same)
         touched = set(distinct)
         if not known.keys() >= touched:
@@ -273,6 +274,7 @@ def plain_columns(
         objects = reader.coded(table, "object", share)[0]
         names = reader.coded(table, "name", share)[0]
     else:
+        times = None
         if not chunk.records:
             return None
         columns = _dict_columns(chunk.records)
@@ -288,13 +290,14 @@ def plain_columns(
     unique = set(ids)
     if len(unique) != len(ids) or not seen.isdisjoint(unique):
         return None  # duplicates: the record-by-record path counts them
-    try:
-        stamps = list(map(_fromiso, cast(list[str], ats)))
-        if None in set(map(_tzinfo, stamps)):
-            stamps = [d if d.tzinfo is not None else d.replace(tzinfo=UTC) for d in stamps]
-        times = list(map(_timestamp, stamps))
-    except (ValueError, OverflowError, OSError):
-        return None
+    if times is None:
+        try:
+            stamps = list(map(_fromiso, cast(list[str], ats)))
+            if None in set(map(_tzinfo, stamps)):
+                stamps = [d if d.tzinfo is not None else d.replace(tzinfo=UTC) for d in stamps]
+            times = list(map(_timestamp, stamps))
+        except (ValueError, OverflowError, OSError):
+            return None
     lo, hi = min(times), max(times)
     if lo < MIN_TIME or hi > MAX_TIME:
         return None

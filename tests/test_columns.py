@@ -3,6 +3,7 @@ holds exactly what the record-by-record path gives, and names the same bad recor
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ PLAIN = st.fixed_dictionaries(
         "contact": st.sampled_from(["c1", "c2", "c3"]),
         "action": st.sampled_from(["visited", "opened"]),
         "at": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-02T12:00:00+02:00",
-                               "2026-01-03T00:00:00"]),
+                               "2026-01-03T00:00:00", "2026-01-02T23:59:59.123456-05:30",
+                               "2026-01-01T12:00:00.5Z", "2026-02-30T00:00:00Z"]),
     },
     optional={
         "object": st.sampled_from(["page", "email"]),
@@ -234,3 +236,27 @@ def test_a_block_is_read_by_columns_only_when_each_line_is_one_event() -> None:
     assert read_block(split + b"\n" + one + one + b"\n", 3) is None
     assert read_block(b"\n" + one + b"\n", 2) is None  # a blank line
     assert read_block(one + b"\r\n", 1) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 3), max_value=datetime(9999, 12, 29)),
+    offset=st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59),
+    form=st.sampled_from(["seconds", "milliseconds", "microseconds"]),
+    z=st.booleans(),
+)
+def test_times_read_by_arrow_equal_python_times(moment: datetime, offset: int, form: str,
+                                                z: bool) -> None:
+    import pyarrow as pa
+
+    from leaddsl.arrowread import times
+
+    zone = UTC if z else timezone(timedelta(minutes=offset))
+    text = moment.replace(tzinfo=zone).isoformat(timespec=form)
+    if z:
+        text = text.replace("+00:00", "Z")
+    got = times(pa.table({"at": [text]}))
+    if got is None:  # left to Python: only where a double cannot hold the microseconds
+        assert abs(datetime.fromisoformat(text).timestamp()) > 2**53 / 1e6
+    else:
+        assert got == [datetime.fromisoformat(text).timestamp()]
