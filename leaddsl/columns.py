@@ -263,6 +263,7 @@ def plain_columns(
     if table is not None:  # read by columns: types and required fields checked already
         reader = _arrow()
         assert reader is not None
+        table = reader.by_contact(table)
         ids = reader.text(table, "id")
         times = reader.times(table)  # or None: parsed by Python below
         ats = reader.text(table, "at") if times is None else []
