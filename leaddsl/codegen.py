@@ -198,7 +198,8 @@ def generate(rules: Ruleset) -> Generated:
     full = [r.once or r.per_name for r in rules._rules]
     w.ns["RS"] = rules
     w.ns["new_state"] = _state_maker()
-    w.ns["PLAIN"] = {}
+    w.ns["PLAIN"] = {}  # event key -> number of its slots in HITS
+    w.ns["HITS"] = []
     w.ns["TARGETS"] = rules._targets
     w.ns["MEMO_LIMIT"] = 200_000
 
@@ -329,24 +330,24 @@ def generate(rules: Ruleset) -> Generated:
     w.ns["_group"] = partial(defaultdict, list)
     slots = n_rules + n_counters
     w.emit(f"sel = [{', '.join(['[]'] * slots)}]" if slots else "sel = []")
+    # Events are grouped by what they hit (an int per distinct set of slots): fewer groups
+    # than keys, since names vary more than the rules they hit.
     w.emit("if events:")
-    w.emit("keys = list(map(_key, events))", 2)
-    w.emit("by_key = _group()", 2)
-    w.emit("_drain(map(_append, map(by_key.__getitem__, keys), ts))", 2)
+    w.emit("hits = list(map(PLAIN.get, map(_key, events)))", 2)
+    w.emit("if None in hits:  # keys not seen yet", 2)
+    w.emit("hits = [index(_key(e)) if h is None else h for h, e in zip(hits, events)]", 3)
+    w.emit("by_hit = _group()", 2)
+    w.emit("_drain(map(_append, map(by_hit.__getitem__, hits), ts))", 2)
     if any(full):
-        w.emit("of_key = _group()", 2)
-        w.emit("_drain(map(_append, map(of_key.__getitem__, keys), events))", 2)
-    w.emit("plain_get = PLAIN.get", 2)
-    w.emit("for key, group in by_key.items():", 2)
-    w.emit("hit = plain_get(key)", 3)
-    w.emit("if hit is None:", 3)
-    w.emit("hit = index(key)", 4)
-    w.emit("times, firsts = hit", 3)
+        w.emit("of_hit = _group()", 2)
+        w.emit("_drain(map(_append, map(of_hit.__getitem__, hits), events))", 2)
+    w.emit("for hit, group in by_hit.items():", 2)
+    w.emit("times, firsts = HITS[hit]", 3)
     w.emit("for i in times:", 3)
     w.emit("sel[i] += group", 4)
     if any(full):
         w.emit("if firsts:", 3)
-        w.emit("xs = [(e[0], e[1], e[4]) for e in of_key[key]]", 4)
+        w.emit("xs = [(e[0], e[1], e[4]) for e in of_hit[hit]]", 4)
         w.emit("for i in firsts:", 4)
         w.emit("sel[i] += xs", 5)
     w.emit("st.last_time = last")
@@ -385,19 +386,27 @@ def generate(rules: Ruleset) -> Generated:
     # Events to slots: rules keeping times, then rules keeping (time, id, name); counters keep
     # times and sit after the rules. Built from the Ruleset's own index, so specificity is the
     # closure evaluator's.
-    plain: dict[tuple[str, str | None, str | None], tuple[tuple[int, ...], tuple[int, ...]]]
-    plain = w.ns["PLAIN"]
+    plain: dict[tuple[str, str | None, str | None], int] = w.ns["PLAIN"]
     targets = rules._targets
 
-    def index(key: tuple[str, str | None, str | None]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    slot_sets: list[tuple[tuple[int, ...], tuple[int, ...]]] = w.ns["HITS"]
+    numbers: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+
+    def index(key: tuple[str, str | None, str | None]) -> int:
+        """The number of the slots ``key`` goes to: (slots keeping times, slots keeping
+        (time, id, name)) in HITS."""
         rule_ids, counter_ids = targets(key)
         hit = (
             tuple(r for r in rule_ids if not full[r]) + tuple(n_rules + c for c in counter_ids),
             tuple(r for r in rule_ids if full[r]),
         )
+        number = numbers.get(hit)
+        if number is None:  # few: one per distinct set of rules and counters hit
+            number = numbers[hit] = len(slot_sets)
+            slot_sets.append(hit)
         if len(plain) < w.ns["MEMO_LIMIT"]:
-            plain[key] = hit
-        return hit
+            plain[key] = number
+        return number
 
     w.ns["index"] = index
     # The line map: body lines follow head; finish's lines follow its prelude, after score.
