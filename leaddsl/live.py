@@ -21,7 +21,10 @@ engine replays the contact's events instead (the state has forgotten what left i
 from __future__ import annotations
 
 import math
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from . import plan as P
@@ -32,6 +35,9 @@ from .ruleset import EvalState, Ruleset
 __all__ = ["ContactState", "LiveRules"]
 
 Hit = tuple[float, str, str | None]  # (time, event id, event name)
+_hit = itemgetter(0, 1, 4)  # a logged event's Hit
+_at = itemgetter(0)
+_key = itemgetter(2, 3, 4)  # (action, object, name)
 
 # How a rule keeps its events (fixed per rule when the LiveRules is built).
 SUM, WINDOW, ONCE, PER_NAME = "sum", "window", "once", "per_name"
@@ -162,40 +168,55 @@ class LiveRules:
             return st
         rules = self.rules
         memo, targets = rules._memo, rules._targets
-        hits: list[list[Hit]] = [[] for _ in self._kind]
-        times: list[list[float]] = [[] for _ in self._counter_window]
-        top = None
-        for t, eid, action, obj, name in events:
-            if top is None or t > top:
-                top = t
-            key = (action, obj, name)
-            rule_ids, counter_ids = memo.get(key) or targets(key)
-            if rule_ids:
-                e = (t, eid, name)
-                for i in rule_ids:
-                    hits[i].append(e)
+        # Event positions grouped by the rules and counters they hit, in C passes: a handful
+        # of groups per contact, each in log order.
+        keys = list(map(_key, events))
+        hit_of: list[Any] = list(map(memo.get, keys))
+        if None in hit_of:
+            hit_of = [targets(k) if h is None else h for h, k in zip(hit_of, keys, strict=True)]
+        ids = list(map(id, hit_of))
+        groups: defaultdict[int, list[int]] = defaultdict(list)
+        deque(map(list.append, map(groups.__getitem__, ids), range(len(events))), 0)
+        by_id = dict(zip(ids, hit_of, strict=True))
+        rule_parts: list[list[list[int]]] = [[] for _ in self._kind]
+        counter_parts: list[list[list[int]]] = [[] for _ in self._counter_window]
+        for hid, positions in groups.items():
+            rule_ids, counter_ids = by_id[hid]
+            for i in rule_ids:
+                rule_parts[i].append(positions)
             for c in counter_ids:
-                times[c].append(t)
-        st.top = top
-        for i, mine in enumerate(hits):
-            if not mine:
+                counter_parts[c].append(positions)
+        ts = list(map(_at, events))
+        st.top = max(ts)
+        at = ts.__getitem__
+
+        def in_order(parts: list[list[int]]) -> list[int]:
+            return parts[0] if len(parts) == 1 else sorted(chain.from_iterable(parts))
+
+        for i, parts in enumerate(rule_parts):
+            if not parts:
                 continue
+            pos = in_order(parts)
             kind = self._kind[i]
             if kind == SUM:
                 hl = self._half_life[i]
                 if hl is None:
-                    st.rules[i] = [len(mine)]
+                    st.rules[i] = [len(pos)]
                 else:  # add()'s running sum, in the log's order: the same floats to the bit
                     pts = self._points[i]
-                    total, ref = pts, mine[0][0]
-                    for e in mine[1:]:
-                        t = e[0]
+                    mine_t = list(map(at, pos))
+                    total, ref = pts, mine_t[0]
+                    for t in mine_t[1:]:
                         if t > ref:
                             total, ref = total * 0.5 ** ((t - ref) / hl) + pts, t
                         else:
                             total = total + pts * 0.5 ** ((ref - t) / hl)
-                    st.rules[i] = [len(mine), total, ref]
-            elif kind == ONCE:
+                    st.rules[i] = [len(pos), total, ref]
+                if st.recent is not None:
+                    st.recent[i] = sorted(map(_hit, map(events.__getitem__, pos)))
+                continue
+            mine: list[Hit] = list(map(_hit, map(events.__getitem__, pos)))
+            if kind == ONCE:
                 st.rules[i] = min(mine)
             elif kind == PER_NAME:
                 first: dict[str | None, Hit] = {}
@@ -207,10 +228,10 @@ class LiveRules:
                 st.rules[i] = sorted(mine)
             if st.recent is not None:
                 st.recent[i] = sorted(mine)
-        for c, mine_t in enumerate(times):
-            st.counts[c] = len(mine_t)
+        for c, parts in enumerate(counter_parts):
+            st.counts[c] = sum(map(len, parts))
             if self._counter_window[c] is not None:
-                st.times[c] = sorted(mine_t)
+                st.times[c] = sorted(map(at, chain.from_iterable(parts)))
         self._prune(st)
         return st
 
