@@ -51,7 +51,7 @@ class Chunk:
     records: list[Any]
     name_of: Callable[[int], str]
     table: Any = None  # a pyarrow Table (see leaddsl.arrowread)
-    block: tuple[str, int, bytes] | None = None  # (path, first line number, the lines)
+    block: tuple[str, int, bytes] | None = None  # (path, first line number, its bytes)
 
     @property
     def size(self) -> int:
@@ -72,7 +72,8 @@ Event = tuple[float, str, str, str | None, str | None]  # (at, id, action, objec
 
 @attrs.frozen
 class Columns:
-    """A plain chunk's events in the order given, with their contacts, ready to take in."""
+    """A plain chunk's events with their contacts (each contact's in the order given), ready to
+    take in."""
 
     contacts: list[str]  # the i-th event's contact
     events: list[Event]
@@ -256,7 +257,9 @@ def plain_columns(
     the checks ``check_event`` makes on such records; nothing here mutates anything but
     ``words``, where actions, objects and names are shared: a history repeats a few words a
     million times, and the evaluator's lookups compare equal words faster when they are one
-    object (less memory, too).
+    object (less memory, too). A chunk read by columns (``chunk.table``) had its types and
+    fields checked by the reader; its events come ordered by contact, each contact's in the
+    order given.
     """
     share = words.setdefault
     table = chunk.table
