@@ -203,8 +203,8 @@ class AccountSQL(ContactSQL):
         return case(whens, num(1.0))
 
     def _pool_values(self) -> list[exp.Expr]:
-        """Per contact of a pool, each aggregate's value (after the role's weight), weight,
-        whether it takes part, and (for ``top N``) its rank."""
+        """Per contact of a pool, each aggregate's value (after the role's weight), weight and
+        whether it takes part."""
         out: list[exp.Expr] = []
         for key, name in self._measures.items():
             if not isinstance(key, P.Agg):
@@ -218,7 +218,13 @@ class AccountSQL(ContactSQL):
             if self._weights:  # a weight of 0 leaves the contact out
                 taking = and_([taking, exp.NEQ(this=weight.copy(), expression=num(0.0))])
             out.append(exp.alias_(taking, f"{name}i", quoted=True))
-            if key.top is not None:
+        return out
+
+    def _pool_ranks(self) -> list[exp.Expr]:
+        """For ``top N``: each contact's rank among the ones taking part (by value, then id)."""
+        out: list[exp.Expr] = []
+        for key, name in self._measures.items():
+            if isinstance(key, P.Agg) and key.top is not None:
                 rank = exp.Window(
                     this=exp.RowNumber(),
                     partition_by=[col("owner"), col(f"{name}i")],
@@ -306,6 +312,9 @@ class AccountSQL(ContactSQL):
 
     def _valued(self, pool: str) -> exp.Select:
         inner = exp.select(exp.Star(), *self._pool_values()).from_(ident(pool))
+        # Ranks over the values in a select of their own (Spark reads no alias in a window).
+        inner = exp.select(exp.Star(), *self._pool_ranks()).from_(
+            exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("q"))))
         return exp.select(col("owner"), *self._pool_measures()).from_(
             exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("p")))
         ).group_by(col("owner"))
@@ -507,7 +516,7 @@ class AccountSQL(ContactSQL):
         return ctes, out
 
     def _finish(self, rows: exp.Expr) -> exp.Select:
-        """The output rows with the account's lists, in account order."""
+        """The output rows with the account's lists (in no particular order)."""
         _, _, outputs = self._compile()
         names = [o.alias_or_name for o in outputs]
         keep = [col(n, "s") for n in names if n != "pos"]
@@ -515,8 +524,7 @@ class AccountSQL(ContactSQL):
         return exp.select(*keep, *lists).from_(
             exp.alias_(exp.Subquery(this=rows), "s", table=True, quoted=True)).join(
             tbl("acc_lists", "l"),
-            on=exp.EQ(this=col("id", "l"), expression=col("id", "s"))).order_by(
-            col("pos", "s"))
+            on=exp.EQ(this=col("id", "l"), expression=col("id", "s")))
 
     def query(self, level: int | None = None, done: str | None = None) -> exp.Select:
         """One pass: every account (``level`` None; right when :attr:`needs_levels` is false)
