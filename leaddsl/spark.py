@@ -258,13 +258,22 @@ def _account_frame(spark: Any, engine: Engine, rules: Ruleset, scored: Any,
         scored.createOrReplaceTempView("leaddsl_results")
         rows = spark.sql(asql.query().sql(dialect="spark"))
     else:
-        # Each height reads the ones below: cached, so that they are computed once.
-        scored.createOrReplaceTempView("leaddsl_results")
-        rows = spark.sql(asql.query(0).sql(dialect="spark")).cache()
-        for level in range(1, max((h[2] for h in hierarchy), default=0) + 1):
-            rows.createOrReplaceTempView("leaddsl_account_rows")
-            more = spark.sql(asql.query(level, "leaddsl_account_rows").sql(dialect="spark"))
-            rows = rows.unionByName(more).cache()
+        # Each height reads which accounts below it are disqualified: those flags (one per
+        # account, small) go through the driver, so that no height's plan holds the ones
+        # below it; the contact rows and each height's rows are cached, computed once.
+        scored.cache().createOrReplaceTempView("leaddsl_results")
+        done: list[tuple[str, bool]] = []
+        levels = []
+        for level in range(max((h[2] for h in hierarchy), default=0) + 1):
+            spark.createDataFrame(done, "id string, disqualified boolean").createOrReplaceTempView(
+                "leaddsl_account_done")
+            more = spark.sql(asql.query(level, "leaddsl_account_done").sql(dialect="spark"))
+            more = more.cache()
+            done += [(r.id, r.disqualified) for r in more.select("id", "disqualified").collect()]
+            levels.append(more)
+        rows = levels[0]
+        for more in levels[1:]:
+            rows = rows.unionByName(more)
     plan = rules.plan.account.plan
     return _frame(rows, [m.name for m in plan.models], list(plan.label_names), when,
                   ("members", "eligible", "parent", "subsidiaries"))
