@@ -307,6 +307,9 @@ def test_cli_prints_duckdb_results_like_python(capsys: pytest.CaptureFixture[str
 def test_cli_sql_prints_the_query(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", str(EXAMPLES / "rules.lead"), "--dialect", "spark"]) == 0
     assert "score:" in capsys.readouterr().out
+    assert main(["sql", str(EXAMPLES / "rules.lead"), "--accounts", "--levels", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("-- leaddsl: the account block") and "up to 3 levels deep" in out
 
 
 def test_a_dialect_that_cannot_express_the_script_names_the_construct(

@@ -249,3 +249,34 @@ def test_a_deep_hierarchy_is_scored_level_by_level(rollup: str) -> None:
     assert any(flags) and not all(flags)
     assert {flags[i] for i in range(1, 40) if not flags[i - 1]} == {True, False}
     _compare(rules, world, None)
+
+
+@pytest.mark.parametrize("text", NASTY)
+def test_account_names_with_quotes_semicolons_and_comments(text: str) -> None:
+    """Roles, reasons and account attribute values reach the account SQL only as literals."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    script = ("score engagement:\n    when visited page: +5\n"
+              "account:\n    score pool = sum of contacts by engagement\n"
+              f'    weight role "{quoted}" 3\n'
+              f'    score fit:\n        when region = "{quoted}": +2\n'
+              f'    disqualify "{quoted}" when status = "{quoted}"\n'
+              "    rollup to parent: sum\n")
+    rules = leaddsl.compile(script)
+    accounts = [{"id": text, "region": text}, {"id": "b", "parent": text, "status": text}]
+    contacts = [{"id": text, "account": text, "role": text}, {"id": "c2", "account": "b"}]
+    events = [{"id": "e1", "contact": text, "action": "visited", "object": "page",
+               "at": "2026-03-01T00:00:00Z"},
+              {"id": "e2", "contact": "c2", "action": "visited", "object": "page",
+               "at": "2026-03-01T00:00:00Z"}]
+    world = {"accounts": accounts, "contacts": contacts, "events": events}
+    want = leaddsl.score_all(rules, contacts, events, accounts=accounts).accounts
+    assert want[text].total == 17.0 and want["b"].reasons == (text,)
+    _compare(rules, world, None)
+    import sqlglot
+    from sqlglot import exp
+
+    for dialect in ("duckdb", "spark", "snowflake"):
+        tree = sqlglot.parse(rules.to_sql(dialect=dialect, part="accounts"), read=dialect)
+        assert len(tree) == 1 and tree[0] is not None  # one statement: nothing broke out
+        literals = {s.this for s in tree[0].find_all(exp.Literal) if s.is_string}
+        assert text.casefold() in literals and text in literals
