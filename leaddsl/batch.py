@@ -393,8 +393,8 @@ def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
     SELECT (SELECT count(*) FROM leaddsl_src) AS n_all,
         (SELECT count(*) FROM leaddsl_src WHERE bad) AS n_bad,
         count(id) AS n_ids,
-        count(DISTINCT {"(contact, id)" if dedup else "hash(contact, id)"})
-            FILTER (WHERE id IS NOT NULL) AS n_keys,
+        (SELECT count(*) FROM (SELECT DISTINCT {"contact, id" if dedup else "hash(contact, id)"}
+            FROM leaddsl_kept WHERE id IS NOT NULL)) AS n_keys,
         max(t) AS latest
     FROM leaddsl_kept
 ), leaddsl_events AS (
