@@ -262,7 +262,8 @@ class ContactSQL:
         slot = None if rule.additive else self._slot(rule.model)
         if slot is not None:
             # The model's rule for the event was chosen once per event (an integer test).
-            parts = [exp.EQ(this=slot, expression=exp.Literal.number(self._rules.index(rule)))]
+            parts: list[exp.Expr] = [
+                exp.EQ(this=slot, expression=exp.Literal.number(self._rules.index(rule)))]
         else:
             parts = [self._match(rule.action, rule.object, rule.name)]
             if not rule.additive:
