@@ -437,7 +437,9 @@ class AccountSQL(ContactSQL):
                 expression=exp.Lambda(this=exp.Dot(this=x.copy(),
                                                    expression=exp.to_identifier("v")),
                                       expressions=[x]))
-        ordered = exp.ArrayAgg(this=exp.Order(this=value, expressions=[exp.Ordered(this=key)]))
+        # (Keys are never NULL; NULLS FIRST is what BigQuery can say.)
+        ordered = exp.ArrayAgg(this=exp.Order(
+            this=value, expressions=[exp.Ordered(this=key, nulls_first=True)]))
         return ordered if where is None else exp.Filter(this=ordered,
                                                         expression=exp.Where(this=where))
 

@@ -22,7 +22,7 @@ __all__ = ["to_sql", "warehouse_query"]
 
 
 def warehouse_query(rules: Ruleset, as_of: float | None = None, part: str = "contacts",
-                    levels: int = 10) -> object:
+                    levels: int = 10, dialect: str = "duckdb") -> object:
     """The sqlglot tree: input CTEs over ``events`` and ``contacts``, then the compiled query;
     with ``part="accounts"`` the account query over those rows and the ``accounts``,
     ``members`` and ``hierarchy`` tables."""
@@ -69,7 +69,7 @@ def warehouse_query(rules: Ruleset, as_of: float | None = None, part: str = "con
         plan.account, results="leaddsl_results", members="leaddsl_members",
         accounts="leaddsl_accounts", hierarchy="hierarchy", as_of=as_of,
         as_of_sql=None if as_of is not None else exp.Subquery(
-            this=exp.select(col("v")).from_(ident("as_of_time"))))
+            this=exp.select(col("v")).from_(ident("as_of_time"))), dialect=dialect)
     # Accounts get an order (pos) and members their place in the account's list: by id.
     accounts = _normalized(plan.account.plan, (), account_attributes(plan.account), "accounts",
                            pos=exp.Window(this=exp.RowNumber(), order=exp.Order(
@@ -114,17 +114,25 @@ def _normalized(plan: P.Plan, tests: tuple[P.Cond, ...], attributes: tuple[str, 
         blank = exp.EQ(this=exp.Trim(this=text.copy()), expression=exp.Literal.string(""))
         present = exp.and_(exp.Not(this=exp.Is(this=col(name), expression=exp.Null())),
                            exp.Not(this=coalesce(blank, exp.false())))
-        shown = exp.If(this=present.copy(), true=text.copy())
+        shown = exp.If(this=present.copy(), true=text.copy(), false=exp.Null())
         outputs += [
             exp.alias_(shown, t, quoted=True),
             exp.alias_(exp.Lower(this=shown.copy()), f, quoted=True),
-            exp.alias_(exp.TryCast(this=col(name), to=exp.DataType.build("DOUBLE"))
+            exp.alias_(_try_cast(col(name), "DOUBLE")
                        if name in numeric else exp.cast(exp.Null(), "DOUBLE"), n, quoted=True),
-            exp.alias_(exp.TryCast(this=col(name), to=exp.DataType.build("BOOLEAN"))
+            exp.alias_(_try_cast(col(name), "BOOLEAN")
                        if name in truths else exp.cast(exp.Null(), "BOOLEAN"), b, quoted=True),
             exp.alias_(present, p, quoted=True),
         ]
     return exp.select(*outputs).from_(ident(table))
+
+
+def _try_cast(value: Any, kind: str) -> Any:
+    """TRY_CAST (``safe``: sqlglot renders an unsafe one as CAST for Spark, which then fails
+    on a value it cannot read)."""
+    from sqlglot import exp
+
+    return exp.TryCast(this=value, to=exp.DataType.build(kind), safe=True)
 
 
 def _boolean_attributes(plan: P.Plan, tests: tuple[P.Cond, ...]) -> set[str]:
@@ -151,7 +159,7 @@ def to_sql(rules: Ruleset, dialect: str = "duckdb", as_of: object = None,
     when = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
     if part not in ("contacts", "accounts"):
         raise LeadDSLError(f"part must be 'contacts' or 'accounts', not {part!r}")
-    query = warehouse_query(rules, when, part, levels)
+    query = warehouse_query(rules, when, part, levels, dialect)
     try:
         text: str = query.sql(  # type: ignore[attr-defined]
             dialect=dialect, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
