@@ -163,7 +163,7 @@ class AccountSQL(ContactSQL):
     # ---- member tests --------------------------------------------------------------------
 
     def _where(self, where: P.Cond | None) -> exp.Expr:
-        return _TRUE() if where is None else col(f"where:{self._tests[where]}")
+        return exp.true() if where is None else col(f"where:{self._tests[where]}")
 
     def _measure(self, key: Key) -> exp.Expr:
         """A measure of the pool being read (own or group), named once for both pools."""
@@ -303,12 +303,12 @@ class AccountSQL(ContactSQL):
             out.append(exp.alias_(value, prefix + name, quoted=True))
         return out
 
-    def _pool(self, owner: exp.Expr, source: exp.Expr, where: exp.Expr | None) -> exp.Select:
+    def _pool(self, owner: exp.Expr, source: exp.Expr) -> exp.Select:
+        """The contacts an aggregate looks at: the members that are not disqualified, each
+        under the account (``owner``) whose pool it is in."""
         cols = [exp.alias_(owner, "owner", quoted=True),
                 *[col(c, "m") for c in _pool_columns(list(self._by), len(self._tests))]]
-        q = exp.select(*cols).from_(source)
-        eligible = exp.Not(this=col("disqualified", "m"))
-        return q.where(eligible if where is None else and_([where, eligible]))
+        return exp.select(*cols).from_(source).where(exp.Not(this=col("disqualified", "m")))
 
     def _valued(self, pool: str) -> exp.Select:
         inner = exp.select(exp.Star(), *self._pool_values()).from_(ident(pool))
@@ -363,7 +363,7 @@ class AccountSQL(ContactSQL):
             tbl(r, "r"),
             on=exp.EQ(this=col("id", "r"), expression=col("contact", "mb")))
         m_src = tbl("acc_m", "m")
-        own_pool = self._pool(col("account", "m"), m_src, None)
+        own_pool = self._pool(col("account", "m"), m_src)
         base = exp.select(exp.Column(this=exp.Star(), table=ident("a")),
                           *self._joined("o:", "v")).from_(
             tbl(self.accounts_table, "a")).join(
@@ -492,7 +492,7 @@ class AccountSQL(ContactSQL):
                             *rolled_cols).from_(rch).join(o, on=own_of).group_by(
             col("ancestor", "r"))
         m_src = tbl("acc_m", "m")
-        group_pool = self._pool(col("ancestor", "r"), m_src, None).join(
+        group_pool = self._pool(col("ancestor", "r"), m_src).join(
             rch.copy(), on=exp.EQ(this=col("account", "m"), expression=col("descendant", "r")))
         if self.account.rollup == "max":
             total = _sum([col(f"score:{m}", "ro") for m in models]) if models else num(0.0)
@@ -567,10 +567,6 @@ class AccountSQL(ContactSQL):
 def tbl(name: str, alias: str) -> exp.Expr:
     """A table under an alias: FROM "name" AS "alias"."""
     return exp.alias_(exp.to_table(name, quoted=True), alias, table=True, quoted=True)
-
-
-def _TRUE() -> exp.Expr:
-    return exp.true()
 
 
 def account_row(
