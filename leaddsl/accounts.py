@@ -12,6 +12,10 @@ eligible contacts and, when rolling up, those of its counted subsidiaries.
 The account block reuses the contact evaluator: an AccountRules is a Ruleset over the block's
 plan whose states carry the contacts the tests look at; where clauses are predicates of the
 contacts' Ruleset, run on each contact's own evaluation state.
+
+This is the reference meaning of the account block, and the evaluator of the Python paths
+(the live engine, score_all, explain). The batch backends run the same block compiled to SQL
+(leaddsl.sql.accounts); the differential and conformance tests hold the two together.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ files (globs allowed), an existing relation or an Arrow table, validates them, d
 event ids, and runs the query that leaddsl.sql.compiler builds from the script's plan.
 Contacts and accounts (small next to the events) are read and validated in Python exactly as
 the Python path does it (the same errors, the same account graph), then handed to DuckDB.
-The account block is evaluated over the contacts' SQL results with the Python account rules,
-their tests on contacts computed in SQL.
+The account block runs as SQL too (leaddsl.sql.accounts), over the contacts' results, the
+memberships and the hierarchy closed in Python with networkx.
 
 Example:
     >>> import leaddsl, leaddsl.batch
@@ -23,23 +23,22 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import orjson
 
 from . import plan as P
-from .accounts import AccountResult, AccountRules
 from .columns import Sourced as _Sourced
 from .engine import Engine, Progress, paused_gc
 from .errors import LeadDSLError, RecordError
 from .records import MAX_TIME, MIN_TIME, Rejected, check_event, parse_time, read_ndjson, to_datetime
-from .results import ContactResult
-from .ruleset import EvalState, Ruleset, _as_text, _missing
+from .ruleset import Ruleset, _as_text, _missing
 from .sql import require
+from .sql.accounts import AccountSQL, account_row, account_tables
 from .sql.compiler import ContactSQL, attribute_columns, col, ident, member_conditions
 
 __all__ = ["score", "BatchResult"]
@@ -197,20 +196,20 @@ def _normalized(value: object) -> tuple[str | None, str | None, float | None, bo
     return text, text.casefold(), None, None, True
 
 
-def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str], tmp: Path) -> None:
-    """The contacts table: id and the normalized columns of each attribute the rules read,
-    handed to DuckDB as an Arrow table (no SQL text carries their values)."""
+def _arrow_table(con: Any, name: str, ids: Sequence[str], records: Sequence[Mapping[str, Any]],
+                 attributes: Sequence[str], extra: Mapping[str, Any] | None = None) -> None:
+    """A table of ids (and ``extra`` columns) with the normalized columns of each attribute the
+    rules read, handed to DuckDB as an Arrow table (no SQL text carries their values)."""
     pa = require("pyarrow", "batch")
     from sqlglot import exp
 
-    records = list(engine._attrs.values())
-    data: dict[str, Any] = {"id": pa.array(list(engine._attrs), pa.string())}
+    data: dict[str, Any] = {"id": pa.array(list(ids), pa.string()), **(extra or {})}
     kinds = (pa.string(), pa.string(), pa.float64(), pa.bool_(), pa.bool_())
-    for k, name in enumerate(attributes):
+    for k, attr in enumerate(attributes):
         seen: dict[tuple[type, object], tuple[Any, ...]] = {}
         rows = []
         for rec in records:
-            value = rec.get(name)
+            value = rec.get(attr)
             try:  # few distinct values: normalize each once
                 key = (type(value), value)
                 norm = seen.get(key)
@@ -222,13 +221,19 @@ def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str], tmp: Pa
         columns = list(zip(*rows, strict=True)) if rows else [()] * 5
         for suffix, kind, values in zip("tfnbp", kinds, columns, strict=True):
             data[f"a{k}{suffix}"] = pa.array(list(values), kind)
-    con.register("leaddsl_arrow_contacts", pa.table(data))
-    outputs: list[exp.Expr] = [col("id")]
-    for k, name in enumerate(attributes):
-        for suffix, column in zip("tfnbp", attribute_columns(name), strict=True):
+    con.register(f"{name}_arrow", pa.table(data))
+    outputs: list[exp.Expr] = [col(c) for c in ["id", *(extra or {})]]
+    for k, attr in enumerate(attributes):
+        for suffix, column in zip("tfnbp", attribute_columns(attr), strict=True):
             outputs.append(exp.alias_(col(f"a{k}{suffix}"), column, quoted=True))
-    view = exp.select(*outputs).from_(ident("leaddsl_arrow_contacts"))
-    con.execute(f"CREATE TEMP TABLE leaddsl_contacts AS {view.sql(dialect='duckdb')}")
+    view = exp.select(*outputs).from_(ident(f"{name}_arrow"))
+    con.execute(f"CREATE TEMP TABLE {name} AS {view.sql(dialect='duckdb')}")
+
+
+def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str]) -> None:
+    """The contacts table: id and the normalized columns of each attribute the rules read."""
+    _arrow_table(con, "leaddsl_contacts", list(engine._attrs), list(engine._attrs.values()),
+                 attributes)
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -388,8 +393,8 @@ def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
     SELECT (SELECT count(*) FROM leaddsl_src) AS n_all,
         (SELECT count(*) FROM leaddsl_src WHERE bad) AS n_bad,
         count(id) AS n_ids,
-        count(DISTINCT {"(contact, id)" if dedup else "hash(contact, id)"})
-            FILTER (WHERE id IS NOT NULL) AS n_keys,
+        (SELECT count(*) FROM (SELECT DISTINCT {"contact, id" if dedup else "hash(contact, id)"}
+            FROM leaddsl_kept WHERE id IS NOT NULL)) AS n_keys,
         max(t) AS latest
     FROM leaddsl_kept
 ), leaddsl_events AS (
@@ -399,66 +404,68 @@ SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.latest, r.*
 FROM leaddsl_stats s LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true"""
 
 
+def _execute_scoring(con: Any, rules: Ruleset, sql: str) -> Any:
+    """Run the scoring query; with an account block its rows are kept in a table
+    (leaddsl_scored) that the account query reads."""
+    if rules.plan.account is None:
+        return con.execute(sql)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE leaddsl_scored AS {sql}")
+    return con.execute("SELECT * FROM leaddsl_scored")
+
+
 # ---- the account block ------------------------------------------------------------------
 
 
-class _Member:
-    """What the account rules read of a contact's evaluation: its role and latest event."""
-
-    __slots__ = ("attrs", "last_time")
-
-    def __init__(self, role: object, last_time: float | None) -> None:
-        self.attrs = {"role": role}
-        self.last_time = last_time
-
-
-class _SQLAccountRules(AccountRules):
-    """The account rules with their tests on contacts read from the SQL results."""
-
-    def __init__(self, account: P.AccountPlan, members: Ruleset,
-                 tests: tuple[P.Cond, ...]) -> None:
-        self._where = {w: k for k, w in enumerate(tests)}
-        self.hits: dict[str, tuple[bool, ...]] = {}
-        super().__init__(account, members)
-
-    def _member_test(self, where: P.Cond | None, qualified: bool = False) -> Callable[..., bool]:
-        k = None if where is None else self._where[where]
-        hits = self.hits
-
-        def test(c: ContactResult) -> bool:
-            if qualified and not c.qualified:
-                return False
-            return k is None or hits[c.id][k]
-
-        return test
+def _stage_accounts(con: Any, engine: Engine, asql: AccountSQL) -> int:
+    """The accounts, members and hierarchy tables the account query reads, as Arrow tables;
+    returns the hierarchy's height (the longest parent chain)."""
+    pa = require("pyarrow", "batch")
+    members, hierarchy = account_tables(engine)
+    ids = engine.account_ids()
+    _arrow_table(con, "leaddsl_accounts", ids, [engine._account_attrs[a] for a in ids],
+                 asql.attributes, {"pos": pa.array(range(len(ids)), pa.int64())})
+    con.register("leaddsl_members", pa.table({
+        "account": pa.array([m[0] for m in members], pa.string()),
+        "contact": pa.array([m[1] for m in members], pa.string()),
+        "role": pa.array([m[2] for m in members], pa.string()),
+        "pos": pa.array([m[3] for m in members], pa.int64()),
+    }))
+    con.register("leaddsl_hierarchy", pa.table({
+        "ancestor": pa.array([h[0] for h in hierarchy], pa.string()),
+        "descendant": pa.array([h[1] for h in hierarchy], pa.string()),
+        "depth": pa.array([h[2] for h in hierarchy], pa.int64()),
+    }))
+    return max((h[2] for h in hierarchy), default=0)
 
 
-def _score_accounts(rules: Ruleset, engine: Engine, rows: Mapping[str, dict[str, Any]],
-                    hits: Mapping[str, tuple[bool, ...]], last: Mapping[str, float | None],
-                    tests: tuple[P.Cond, ...], as_of: float | None) -> list[dict[str, Any]]:
+def _score_accounts(con: Any, rules: Ruleset, engine: Engine,
+                    as_of: float | None) -> list[dict[str, Any]]:
+    """The account block run as SQL over the contacts' results (leaddsl.sql.accounts); with
+    a rollup and disqualify lines, one height of the hierarchy at a time, leaves first."""
     assert rules.plan.account is not None
-    arules = _SQLAccountRules(rules.plan.account, rules, tests)
-    arules.hits.update(hits)
+    asql = AccountSQL(rules.plan.account, results="leaddsl_results", members="leaddsl_members",
+                      accounts="leaddsl_accounts", hierarchy="leaddsl_hierarchy",
+                      as_of=0.0 if as_of is None else as_of)
+    height = _stage_accounts(con, engine, asql)
+    if not asql.needs_levels:
+        cur = con.execute(asql.query().sql(dialect="duckdb"))
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE leaddsl_account_rows AS "
+                    + asql.query(0).sql(dialect="duckdb"))
+        for level in range(1, height + 1):
+            con.execute("INSERT INTO leaddsl_account_rows "
+                        + asql.query(level, "leaddsl_account_rows").sql(dialect="duckdb"))
+        cur = con.execute("SELECT * FROM leaddsl_account_rows")
+    names = [d[0] for d in cur.description]
     when = to_datetime(as_of)
-    results: dict[str, ContactResult] = {}
-    for cid, row in rows.items():
-        st = cast(EvalState, _Member(engine._attrs[cid].get("role"), last[cid]))
-        results[cid] = ContactResult(
-            id=cid, total=row["total"], scores=row["scores"], labels=row["labels"],
-            qualified=row["qualified"], disqualified=row["disqualified"],
-            reasons=tuple(row["reasons"]), as_of=when, state=st)
-    graph = engine.graph
-    done: dict[str, AccountResult] = {}
-    for a in graph.bottom_up():
-        done[a] = arules.score_account(
-            engine._account_attrs[a],
-            [results[c] for c in graph.members_unsorted(a)],
-            [done[c] for c in graph.children(a)],
-            as_of,
-            graph.parent(a),
-        )
-    out: list[AccountResult] = [done[a] for a in engine.account_ids()]
-    return [r.to_dict() for r in out]
+    stamp = None if when is None else when.isoformat()
+    plan = rules.plan.account.plan
+    models = [m.name for m in plan.models]
+    got = {}
+    for rec in cur.fetchall():
+        row = account_row(dict(zip(names, rec, strict=True)), models, plan.label_names, stamp)
+        got[row["id"]] = row
+    return [got[a] for a in engine.account_ids()]
 
 
 # ---- the run --------------------------------------------------------------------------------
@@ -531,7 +538,7 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
     say("contacts read", len(engine._attrs))
     tests = () if rules.plan.account is None else member_conditions(rules.plan.account)
     compiler_attrs = ContactSQL(rules.plan, extra=tests).attributes
-    _stage_contacts(con, engine, compiler_attrs, tmp)
+    _stage_contacts(con, engine, compiler_attrs)
 
     # Events: one query reads them once, finds the bad ones, repeated ids and the latest
     # time, and scores. Only when an id repeats are the events copied into a table, whose row
@@ -545,13 +552,13 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
     paths = _stage_events(con, events, tmp)
     broken = False
     try:
-        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=False))
+        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=False))
     except duckdb.Error as exc:  # a line that is not JSON, a value that cannot be cast
         if paths is None:
             raise LeadDSLError(f"cannot read the events: {exc}") from None
         broken = True
         _stage_events(con, events, tmp, lenient=True)
-        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=False))
+        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=False))
     columns = [d[0] for d in cur.description]
     records = cur.fetchall()
     n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
@@ -570,7 +577,7 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
     # (Equal hashes may hide no repetition; then the exact pass finds none.)
     if n_ids != n_keys:
         _in_order(con)
-        cur = con.execute(_scoring_sql(rules, tests, fixed, dedup=True))
+        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=True))
         columns = [d[0] for d in cur.description]
         records = cur.fetchall()
         first_ids = n_ids
@@ -585,10 +592,7 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
     when = to_datetime(as_of)
     stamp = None if when is None else when.isoformat()
     rows: dict[str, dict[str, Any]] = {}
-    hits: dict[str, tuple[bool, ...]] = {}
-    last: dict[str, float | None] = {}
     ix = {n: i for i, n in enumerate(columns)}
-    i_where = [ix[f"where:{k}"] for k in range(len(tests))]
     for rec in records:
         cid = rec[ix["id"]]
         if cid is None:
@@ -604,13 +608,13 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
             "reasons": list(rec[ix["reasons"]] or []),
             "as_of": stamp,
         }
-        hits[cid] = tuple(bool(rec[i]) for i in i_where)
-        last[cid] = rec[ix["last_t"]]
     say("contacts scored", len(rows))
     ordered = [rows[c] for c in engine.contact_ids()]
     scored_accounts: list[dict[str, Any]] = []
     if rules.plan.account is not None:
-        scored_accounts = _score_accounts(rules, engine, rows, hits, last, tests, as_of)
+        con.execute("CREATE OR REPLACE TEMP VIEW leaddsl_results AS SELECT * FROM "
+                    "leaddsl_scored WHERE id IS NOT NULL")
+        scored_accounts = _score_accounts(con, rules, engine, as_of)
         say("accounts scored", len(scored_accounts))
     return BatchResult(
         contacts=tuple(ordered),

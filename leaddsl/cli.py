@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("rules", type=Path)
     p.add_argument("--dialect", default="duckdb", help="duckdb (default), spark, snowflake, "
                    "bigquery, ... (any sqlglot dialect)")
+    p.add_argument("--accounts", action="store_true",
+                   help="the account block's query (reads accounts, members, hierarchy too)")
+    p.add_argument("--levels", type=int, default=10,
+                   help="hierarchy levels the account query scores (default 10)")
 
     p = sub.add_parser("repl", help="explore contacts and accounts interactively")
     p.add_argument("rules", nargs="?", type=Path)
@@ -131,7 +135,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return loop_cli.run(args)
         rules = load(args.rules)
         if args.command == "sql":
-            out.write(rules.to_sql(dialect=args.dialect) + "\n")
+            part = "accounts" if args.accounts else "contacts"
+            out.write(rules.to_sql(dialect=args.dialect, part=part, levels=args.levels) + "\n")
             return 0
         if getattr(args, "backend", "python") == "duckdb":
             return _score_duckdb(rules, args)

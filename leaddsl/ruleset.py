@@ -339,16 +339,20 @@ class Ruleset:
         self._finish(st)
         return st
 
-    def to_sql(self, dialect: str = "duckdb", as_of: object = None, pretty: bool = True) -> str:
-        """The contact rules as one SQL query, for review or to run in a warehouse.
+    def to_sql(self, dialect: str = "duckdb", as_of: object = None, pretty: bool = True,
+               part: str = "contacts", levels: int = 10) -> str:
+        """The rules as one SQL query, for review or to run in a warehouse.
 
-        The query reads the tables ``events`` (contact, id, at, action, object, name) and
-        ``contacts`` (id and one column per attribute) and returns a row per contact; see
+        ``part="contacts"``: the contact rules; the query reads the tables ``events`` (contact,
+        id, at, action, object, name) and ``contacts`` (id and one column per attribute) and
+        returns a row per contact. ``part="accounts"``: the account block, reading also
+        ``accounts``, ``members`` and ``hierarchy``, a row per account (``levels``: how deep a
+        hierarchy it scores when a subsidiary's disqualification matters). See
         docs/scaling.md. Needs ``pip install 'leaddsl[batch]'`` (sqlglot).
         """
         from .sql.warehouse import to_sql
 
-        return to_sql(self, dialect, as_of, pretty)
+        return to_sql(self, dialect, as_of, pretty, part, levels)
 
     # ---- event index ---------------------------------------------------------------------
 

@@ -3,9 +3,9 @@
 The events DataFrame (the large part) stays in Spark: it is validated, repeated ids are
 dropped, and the query that leaddsl.sql.compiler builds from the script runs as Spark SQL,
 partitioned by contact. Contacts and accounts (small next to the events) are collected to the
-driver, validated and linked as the Python path does it, and handed back to Spark; the account
-block is evaluated on the driver over the contacts' results (one row per contact, their tests
-on contacts computed in Spark).
+driver, validated and linked as the Python path does it, and handed back to Spark with the
+memberships and the hierarchy (closed with networkx); the account block runs as Spark SQL over
+the contacts' results, which never leave Spark.
 
     contacts_df, accounts_df = leaddsl.spark.score(rules, events_df, contacts_df, accounts_df)
 
@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from .batch import _normalized, _score_accounts
+from .batch import _normalized
 from .columns import Sourced as _Sourced
 from .engine import Engine
 from .errors import LeadDSLError, RecordError
 from .records import MAX_TIME, MIN_TIME, Rejected, check_event, parse_time, to_datetime
 from .ruleset import Ruleset
 from .sql import require
+from .sql.accounts import AccountSQL, account_tables
 from .sql.compiler import ContactSQL, attribute_columns, member_conditions
 
 __all__ = ["score"]
@@ -164,35 +163,57 @@ def score_with_report(
                        as_of=0.0 if when is None else when, extra=tests).query()
     scored = spark.sql(query.sql(dialect="spark"))
     return (_contact_frame(spark, scored, rules, when),
-            _account_frame(spark, engine, rules, scored, tests, when), tuple(rejected))
+            _account_frame(spark, engine, rules, scored, when), tuple(rejected))
 
 
-def _contacts_view(spark: Any, engine: Engine, attributes: tuple[str, ...]) -> None:
-    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
+def _records_view(spark: Any, name: str, ids: list[str], records: list[Any],
+                  attributes: tuple[str, ...], pos: bool = False) -> None:
+    """A view of ids (and their position, with ``pos``) and the normalized columns of each
+    attribute the rules read."""
+    from pyspark.sql.types import (
+        BooleanType,
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
 
     fields = [StructField("id", StringType(), False)]
-    for name in attributes:
-        t, f, n, b, p = attribute_columns(name)
+    if pos:
+        fields.append(StructField("pos", LongType(), False))
+    for attr in attributes:
+        t, f, n, b, p = attribute_columns(attr)
         fields += [StructField(t, StringType()), StructField(f, StringType()),
                    StructField(n, DoubleType()), StructField(b, BooleanType()),
                    StructField(p, BooleanType())]
     rows = []
-    for cid, rec in engine._attrs.items():
-        row: list[Any] = [cid]
-        for name in attributes:
-            row += list(_normalized(rec.get(name)))
+    for i, (rid, rec) in enumerate(zip(ids, records, strict=True)):
+        row: list[Any] = [rid, i] if pos else [rid]
+        for attr in attributes:
+            row += list(_normalized(rec.get(attr)))
         rows.append(row)
-    spark.createDataFrame(rows, StructType(fields)).createOrReplaceTempView("leaddsl_contacts")
+    spark.createDataFrame(rows, StructType(fields)).createOrReplaceTempView(name)
+
+
+def _contacts_view(spark: Any, engine: Engine, attributes: tuple[str, ...]) -> None:
+    _records_view(spark, "leaddsl_contacts", list(engine._attrs), list(engine._attrs.values()),
+                  attributes)
 
 
 def _contact_frame(spark: Any, scored: Any, rules: Ruleset, when: float | None) -> Any:
+    return _frame(scored, [m.name for m in rules.plan.models], list(rules.plan.label_names),
+                  when, ())
+
+
+def _frame(scored: Any, models: list[str], labels: list[str], when: float | None,
+           extra: tuple[str, ...]) -> Any:
+    """Rows of the compiled SQL as result rows: scores and labels as structs."""
     from pyspark.sql import functions as F
 
     def c(name: str) -> Any:
         return F.col(f"`{name}`")
 
-    models = [m.name for m in rules.plan.models]
-    labels = list(rules.plan.label_names)
     stamp = to_datetime(when)
     cols = [
         c("id").alias("id"),
@@ -204,34 +225,55 @@ def _contact_frame(spark: Any, scored: Any, rules: Ruleset, when: float | None) 
     cols += [c("qualified").alias("qualified"), c("disqualified").alias("disqualified"),
              c("reasons").alias("reasons"),
              F.lit(None if stamp is None else stamp.isoformat()).cast("string").alias("as_of")]
+    cols += [c(name).alias(name) for name in extra]
     return scored.select(*cols)
 
 
 def _account_frame(spark: Any, engine: Engine, rules: Ruleset, scored: Any,
-                   tests: tuple[Any, ...], when: float | None) -> Any:
+                   when: float | None) -> Any:
+    """The account block as Spark SQL over the contacts' results (leaddsl.sql.accounts); the
+    memberships and the hierarchy (small) are staged from the driver, the contact rows stay in
+    Spark. With a rollup and disqualify lines, one height at a time, leaves first."""
     if rules.plan.account is None:
         return None
-    models = [m.name for m in rules.plan.models]
-    labels = list(rules.plan.label_names)
-    rows: dict[str, dict[str, Any]] = {}
-    hits: dict[str, tuple[bool, ...]] = {}
-    last: dict[str, float | None] = {}
-    stamp = to_datetime(when)
-    for r in scored.collect():
-        d = r.asDict()
-        cid = d["id"]
-        rows[cid] = {
-            "id": cid, "total": float(d["total"]),
-            "scores": {m: float(d[f"score:{m}"]) for m in models},
-            "labels": {k: d[f"label:{k}"] for k in labels if d[f"label:{k}"] is not None},
-            "qualified": bool(d["qualified"]), "disqualified": bool(d["disqualified"]),
-            "reasons": list(d["reasons"] or []),
-            "as_of": None if stamp is None else stamp.isoformat(),
-        }
-        hits[cid] = tuple(bool(d[f"where:{k}"]) for k in range(len(tests)))
-        last[cid] = d["last_t"]
-    scored_accounts = _score_accounts(rules, engine, rows, hits, last, tests, when)
-    lines = [orjson.dumps(a).decode() for a in scored_accounts]
-    if not lines:
-        return spark.createDataFrame([], "id string, total double")
-    return spark.read.json(spark.sparkContext.parallelize(lines))
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    asql = AccountSQL(rules.plan.account, results="leaddsl_results", members="leaddsl_members",
+                      accounts="leaddsl_accounts", hierarchy="leaddsl_hierarchy",
+                      as_of=0.0 if when is None else when, dialect="spark")
+    members, hierarchy = account_tables(engine)
+    ids = engine.account_ids()
+    _records_view(spark, "leaddsl_accounts", ids, [engine._account_attrs[a] for a in ids],
+                  asql.attributes, pos=True)
+    spark.createDataFrame(members, StructType([
+        StructField("account", StringType(), False), StructField("contact", StringType(), False),
+        StructField("role", StringType()), StructField("pos", LongType(), False),
+    ])).createOrReplaceTempView("leaddsl_members")
+    spark.createDataFrame(hierarchy, StructType([
+        StructField("ancestor", StringType(), False),
+        StructField("descendant", StringType(), False),
+        StructField("depth", LongType(), False),
+    ])).createOrReplaceTempView("leaddsl_hierarchy")
+    if not asql.needs_levels:
+        scored.createOrReplaceTempView("leaddsl_results")
+        rows = spark.sql(asql.query().sql(dialect="spark"))
+    else:
+        # Each height reads which accounts below it are disqualified: those flags (one per
+        # account, small) go through the driver, so that no height's plan holds the ones
+        # below it; the contact rows and each height's rows are cached, computed once.
+        scored.cache().createOrReplaceTempView("leaddsl_results")
+        done: list[tuple[str, bool]] = []
+        levels = []
+        for level in range(max((h[2] for h in hierarchy), default=0) + 1):
+            spark.createDataFrame(done, "id string, disqualified boolean").createOrReplaceTempView(
+                "leaddsl_account_done")
+            more = spark.sql(asql.query(level, "leaddsl_account_done").sql(dialect="spark"))
+            more = more.cache()
+            done += [(r.id, r.disqualified) for r in more.select("id", "disqualified").collect()]
+            levels.append(more)
+        rows = levels[0]
+        for more in levels[1:]:
+            rows = rows.unionByName(more)
+    plan = rules.plan.account.plan
+    return _frame(rows, [m.name for m in plan.models], list(plan.label_names), when,
+                  ("members", "eligible", "parent", "subsidiaries"))

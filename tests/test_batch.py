@@ -198,6 +198,76 @@ def test_to_sql_runs_in_a_warehouse(rules: leaddsl.Ruleset, python_run: leaddsl.
         assert rows[cid]["qualified"] == want.qualified, cid
 
 
+def _warehouse(rules: leaddsl.Ruleset) -> Any:
+    """DuckDB standing in for a warehouse: typed tables as a warehouse would hold them."""
+    from leaddsl.sql.accounts import account_tables
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.read_json(str(DATA / "events.ndjson")).create("raw_events")
+    # (The example data holds some bad records on purpose; a warehouse would have cleaned them.)
+    con.execute('CREATE TABLE events AS SELECT contact, id, TRY_CAST("at" AS TIMESTAMPTZ) AS "at", '
+                'action, object, name FROM raw_events '
+                'WHERE TRY_CAST("at" AS TIMESTAMPTZ) IS NOT NULL AND action IS NOT NULL')
+    con.read_json(str(DATA / "contacts.ndjson")).create("contacts")
+    con.read_json(str(DATA / "accounts.ndjson")).create("accounts")
+    engine = leaddsl.Engine(rules)
+    engine.load(accounts=DATA / "accounts.ndjson", contacts=DATA / "contacts.ndjson",
+                errors="collect")
+    members, hierarchy = account_tables(engine)
+    con.execute("CREATE TABLE members (account VARCHAR, contact VARCHAR, role VARCHAR)")
+    con.executemany("INSERT INTO members VALUES (?, ?, ?)", [m[:3] for m in members])
+    con.execute("CREATE TABLE hierarchy (ancestor VARCHAR, descendant VARCHAR, depth INTEGER)")
+    con.executemany("INSERT INTO hierarchy VALUES (?, ?, ?)", hierarchy)
+    return con
+
+
+def test_to_sql_accounts_runs_in_a_warehouse(rules: leaddsl.Ruleset,
+                                             python_run: leaddsl.Scored) -> None:
+    """The account query over the contact query, the accounts, memberships and the closed
+    hierarchy gives the Python account results (a rollup with disqualify lines: by height)."""
+    assert rules.plan.account is not None and rules.plan.account.rollup == "sum"
+    assert any(r.parent is not None for r in python_run.accounts.values())
+    assert any(r.disqualified for r in python_run.accounts.values())
+    con = _warehouse(rules)
+    sql = rules.to_sql(dialect="duckdb", as_of=python_run.as_of, part="accounts")
+    assert sql.startswith("-- leaddsl: the account block")
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    rows = {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+    assert set(rows) == set(python_run.accounts)
+    for aid, want in python_run.accounts.items():
+        got = rows[aid]
+        assert math.isclose(got["total"], want.total, rel_tol=1e-9, abs_tol=1e-9), aid
+        for m, v in want.scores.items():
+            assert math.isclose(got[f"score:{m}"], v, rel_tol=1e-9, abs_tol=1e-9), (aid, m)
+        for ladder, label in want.labels.items():
+            assert got[f"label:{ladder}"] == label, (aid, ladder)
+        assert (got["qualified"], got["disqualified"], got["reasons"]) == (
+            want.qualified, want.disqualified, list(want.reasons)), aid
+        # In a warehouse the member lists are ordered by contact id.
+        assert got["members"] == sorted(want.members), aid
+        assert got["eligible"] == sorted(want.eligible), aid
+        assert (got["parent"], got["subsidiaries"]) == (want.parent, list(want.subsidiaries))
+
+
+def test_to_sql_accounts_scores_only_the_levels_asked_for(rules: leaddsl.Ruleset,
+                                                          python_run: leaddsl.Scored) -> None:
+    """A hierarchy deeper than ``levels``: the accounts higher up are left out, as the
+    query's header says, never scored wrongly."""
+    con = _warehouse(rules)
+    sql = rules.to_sql(dialect="duckdb", as_of=python_run.as_of, part="accounts", levels=1)
+    assert "up to 1 levels deep" in sql
+    rows = {r[0]: r for r in con.execute(sql).fetchall()}
+    leaves = {a for a, r in python_run.accounts.items() if not r.subsidiaries}
+    assert set(rows) == leaves
+
+
+def test_to_sql_accounts_needs_an_account_block() -> None:
+    with pytest.raises(leaddsl.LeadDSLError, match="no account block"):
+        leaddsl.compile("when visited: +1").to_sql(part="accounts")
+
+
 @pytest.mark.parametrize("dialect", ["duckdb", "spark", "snowflake", "bigquery", "postgres"])
 def test_to_sql_renders_one_statement_per_dialect(rules: leaddsl.Ruleset, dialect: str) -> None:
     import sqlglot
@@ -237,6 +307,9 @@ def test_cli_prints_duckdb_results_like_python(capsys: pytest.CaptureFixture[str
 def test_cli_sql_prints_the_query(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sql", str(EXAMPLES / "rules.lead"), "--dialect", "spark"]) == 0
     assert "score:" in capsys.readouterr().out
+    assert main(["sql", str(EXAMPLES / "rules.lead"), "--accounts", "--levels", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("-- leaddsl: the account block") and "up to 3 levels deep" in out
 
 
 def test_a_dialect_that_cannot_express_the_script_names_the_construct(

@@ -1,7 +1,8 @@
 """The rule script compiled to SQL: sqlglot expression trees built from the Plan.
 
-``compiler`` turns a contact plan into one query (``contact_query``); ``to_sql`` renders it for
-a dialect. The batch backend (leaddsl.batch) runs it on DuckDB, leaddsl.spark on Spark.
+``compiler`` turns a contact plan into one query (``ContactSQL``), ``accounts`` the account
+block into the account query over its rows (``AccountSQL``), ``warehouse`` renders both for a
+dialect (``Ruleset.to_sql``). leaddsl.batch runs them on DuckDB, leaddsl.spark on Spark.
 """
 
 from __future__ import annotations

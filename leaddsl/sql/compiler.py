@@ -222,6 +222,7 @@ class ContactSQL:
         self._steps = {s.name: s for s in plan.steps if isinstance(s, (P.Ladder, P.Combined))}
         self._stage = "rules"  # which results conditions may read: rules < scores
         self._half_lives: list[float] = []
+        self._slots: dict[str, exp.Expr] = {}  # model -> its rule-choice column (see _slot)
 
     # ---- the pieces of an event --------------------------------------------------------------
 
@@ -258,21 +259,42 @@ class ContactSQL:
     def _selected(self, rule: P.EventRule) -> exp.Expr:
         """An event this rule scores: it matches, no more specific rule of its model takes it
         (unless the rule is additive), and it is inside the rule's horizon."""
-        parts = [self._match(rule.action, rule.object, rule.name)]
-        if not rule.additive:
-            for other in self._rules:
-                if (
-                    other.model == rule.model
-                    and not other.additive
-                    and other.action == rule.action
-                    and other.specificity > rule.specificity
-                ):
-                    shadow = self._match(other.action, other.object, other.name)
-                    parts.append(exp.Not(this=holds(shadow)))
+        slot = None if rule.additive else self._slot(rule.model)
+        if slot is not None:
+            # The model's rule for the event was chosen once per event (an integer test).
+            parts: list[exp.Expr] = [
+                exp.EQ(this=slot, expression=exp.Literal.number(self._rules.index(rule)))]
+        else:
+            parts = [self._match(rule.action, rule.object, rule.name)]
+            if not rule.additive:
+                for other in self._rules:
+                    if (
+                        other.model == rule.model
+                        and not other.additive
+                        and other.action == rule.action
+                        and other.specificity > rule.specificity
+                    ):
+                        shadow = self._match(other.action, other.object, other.name)
+                        parts.append(exp.Not(this=holds(shadow)))
         horizon = self._horizon(rule)
         if horizon != math.inf:
             parts.append(exp.LTE(this=self._age(), expression=num(horizon)))
         return and_(parts)
+
+    def _slot(self, model: str) -> exp.Expr | None:
+        """The column holding which of a model's (non-additive) rules scores an event: the most
+        specific that matches, found by one CASE per event. None when two of them share a
+        pattern (both score the event; their filters then say so each)."""
+        mine = [r for r in self._rules if r.model == model and not r.additive]
+        patterns = [(r.action, r.object, r.name) for r in mine]
+        if len(mine) < 2 or len(set(patterns)) < len(patterns):
+            return None
+        if model not in self._slots:
+            ordered = sorted(mine, key=lambda r: -r.specificity)  # stable: script order
+            self._slots[model] = case([
+                (self._match(r.action, r.object, r.name),
+                 exp.Literal.number(self._rules.index(r))) for r in ordered])
+        return col(f"s{list(self._slots).index(model)}")
 
     def _agg(self, name: str, expression: exp.Expr) -> exp.Expr:
         self._aggs.setdefault(name, expression)
@@ -546,9 +568,14 @@ class ContactSQL:
             latest = exp.select(exp.alias_(coalesce(exp.Max(this=dbl(col("t"))), num(0.0)), "v",
                                            quoted=True)).from_(ident(self.events))
             ctes.append(("as_of_time", latest))
+        # `once per name` rules' event choices first: they may add rule-choice columns to ev.
+        per_name = [(table, self._per_name_cte(rule, windows))
+                    for table, rule, windows in self._per_name]
         age = exp.Sub(this=self._asof(), expression=col("t"))
         weights = [exp.alias_(decay(age.copy(), hl), f"w{k}", quoted=True)
                    for k, hl in enumerate(self._half_lives)]
+        weights += [exp.alias_(choice, f"s{k}", quoted=True)
+                    for k, choice in enumerate(self._slots.values())]
         ev = exp.select(col("contact"), col("t"), col("action"), col("object"), col("name"),
                         exp.alias_(age, "age", quoted=True), *weights).from_(
             ident(self.events)).where(exp.LTE(this=col("t"), expression=self._asof()))
@@ -564,8 +591,8 @@ class ContactSQL:
         base = base.join(
             ident("agg"), on=exp.EQ(this=col("contact", "agg"), expression=col("id", "c")),
             join_type="left")
-        for table, rule, windows in self._per_name:
-            ctes.append((table, self._per_name_cte(rule, windows)))
+        for table, _rule, windows in self._per_name:
+            ctes.append((table, dict(per_name)[table]))
             names = ["d", "n", *[f"g{j}" for j in range(len(windows))]]
             base = base.select(
                 *[exp.alias_(col(c, table), f"{table}:{c}", quoted=True) for c in names],
