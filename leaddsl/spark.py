@@ -79,6 +79,10 @@ def score(
     The contact rows have ``id``, ``total``, ``scores`` (a struct: one field per model),
     ``labels`` (a struct), ``qualified``, ``disqualified``, ``reasons``; the account rows the
     same and ``members``, ``eligible``, ``parent``, ``subsidiaries``.
+
+    When a rollup meets disqualify lines, accounts are scored height by height and those
+    frames are cached (computed once); unpersist them with ``spark.catalog.clearCache()``
+    once the results are written.
     """
     contacts, accounts, _ = score_with_report(rules, events_df, contacts_df, accounts_df, as_of,
                                               errors=errors)

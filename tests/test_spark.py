@@ -48,6 +48,7 @@ def spark() -> Iterator[Any]:
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
+        .config("spark.driver.memory", "2g")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -77,6 +78,9 @@ def _run(spark: Any, rules: leaddsl.Ruleset, world: dict[str, Any], as_of: objec
         as_of, errors=errors)
     rows = [r.asDict(recursive=True) for r in contacts.collect()]
     accs = [] if accounts is None else [r.asDict(recursive=True) for r in accounts.collect()]
+    # Scoring accounts by height caches its frames (see leaddsl.spark.score); hundreds of
+    # runs in one session would otherwise fill the driver's memory.
+    spark.catalog.clearCache()
     for row in rows + accs:
         row["labels"] = {k: v for k, v in (row.get("labels") or {}).items() if v is not None}
         row["scores"] = row.get("scores") or {}
