@@ -73,18 +73,23 @@ Event = tuple[float, str, str, str | None, str | None]  # (at, id, action, objec
 @attrs.frozen
 class Columns:
     """A plain chunk's events with their contacts (each contact's in the order given), ready to
-    take in."""
+    take in once its ids are (``SeenIds.add_new``)."""
 
     contacts: list[str]  # the i-th event's contact
+    logs: list[list[Event]]  # the i-th event's contact's log (the engine's list)
     events: list[Event]
     ids: list[str]
-    unique: set[str]  # the ids, all new
-    touched: set[str]  # the contacts, all known
+    distinct: set[str] | None  # the contacts, when the reader found them anyway
     latest: float
 
     @property
     def count(self) -> int:
         return len(self.events)
+
+    @property
+    def touched(self) -> set[str]:
+        """The contacts of the chunk (worked out when asked: a first load never asks)."""
+        return self.distinct if self.distinct is not None else set(self.contacts)
 
 
 def chunks(data: Any, name: str, typed: bool = False) -> Iterator[Chunk]:
@@ -247,14 +252,15 @@ def _dict_columns(recs: list[Any]) -> tuple[list[Any], ...] | None:
 
 
 def plain_columns(
-    chunk: Chunk, known: Mapping[str, object], seen: set[str], words: dict[Any, Any]
+    chunk: Chunk, known: Mapping[str, list[Any]], words: dict[Any, Any]
 ) -> Columns | None:
     """The chunk's events when every record is plain, else None (check them one by one).
 
     Plain: a dict with text ``action`` (not empty), ``at``, ``contact`` and ``id``; ``object``,
     ``name`` and ``channel`` text or absent; ``at`` an ISO time in range (UTC when it has no
-    offset); the contact in ``known``; ids unique in the chunk and not in ``seen``. These are
-    the checks ``check_event`` makes on such records; nothing here mutates anything but
+    offset); the contact in ``known`` (the engine's logs by contact). These are the checks
+    ``check_event`` makes on such records, but for the ids, which the engine takes only when
+    all are new and distinct (``SeenIds.add_new``). Nothing here mutates anything but
     ``words``, where actions, objects and names are shared: a history repeats a few words a
     million times, and the evaluator's lookups compare equal words faster when they are one
     object (less memory, too). A chunk read by columns (``chunk.table``) had its types and
@@ -263,37 +269,35 @@ def plain_columns(
     """
     share = words.setdefault
     table = chunk.table
+    reader = _arrow()
+    distinct: set[str] | None = None
     if table is not None:  # read by columns: types and required fields checked already
-        reader = _arrow()
         assert reader is not None
         table = reader.by_contact(table)
         ids = reader.text(table, "id")
         times = reader.times(table)  # or None: parsed by Python below
         ats = reader.text(table, "at") if times is None else []
-        contacts, distinct = reader.coded(table, "contact", _same)
-        touched = set(distinct)
-        if not known.keys() >= touched:
-            return None  # an unknown contact: the record-by-record path names it
+        contacts, values = reader.coded(table, "contact", _same)
+        distinct = set(values)
         actions = reader.coded(table, "action", share)[0]
         objects = reader.coded(table, "object", share)[0]
         names = reader.coded(table, "name", share)[0]
     else:
-        times = None
         if not chunk.records:
             return None
         columns = _dict_columns(chunk.records)
         if columns is None:
             return None
         actions, ats, contacts, ids, objects, names = columns
-        touched = set(contacts)
-        if not known.keys() >= touched:
-            return None  # an unknown contact (or not text): the record-by-record path names it
         actions = list(map(share, actions, actions))
         objects = list(map(share, objects, objects))
         names = list(map(share, names, names))
-    unique = set(ids)
-    if len(unique) != len(ids) or not seen.isdisjoint(unique):
-        return None  # duplicates: the record-by-record path counts them
+        # Arrow parses the common ISO form for a fraction of what datetime costs.
+        times = None if reader is None else reader.text_times(cast(list[str], ats))
+    try:  # the logs to append to; an unknown contact (the record path names it) fails here
+        logs = list(map(known.__getitem__, contacts))
+    except KeyError:
+        return None
     if times is None:
         try:
             stamps = list(map(_fromiso, cast(list[str], ats)))
@@ -309,8 +313,7 @@ def plain_columns(
     events = list(
         zip(times, cast(list[str], ids), cast(list[str], actions), objects, names, strict=True)
     )
-    return Columns(cast(list[str], contacts), events, cast(list[str], ids),
-                   cast(set[str], unique), cast(set[str], touched), hi)
+    return Columns(cast(list[str], contacts), logs, events, cast(list[str], ids), distinct, hi)
 
 
 def _same(value: Any, default: Any) -> Any:

@@ -192,11 +192,20 @@ class SeenIds:
         if self.pairs is not None:
             self.pairs.add((cid, eid))
 
-    def add_columns(self, unique: set[str], contacts: list[str], ids: list[str]) -> None:
-        """Take in a chunk's new ids (``unique``), the i-th of ``ids`` of the i-th contact."""
-        self.ids |= unique
+    def add_new(self, contacts: list[str], ids: list[str]) -> bool:
+        """Take in a chunk's ids, the i-th of the i-th contact, when every one is new and none
+        repeats; else change nothing and say so (the chunk then goes record by record)."""
+        known = self.ids
+        if not known.isdisjoint(ids):
+            return False
+        before = len(known)
+        known.update(ids)
+        if len(known) - before != len(ids):  # an id repeats within the chunk
+            known.difference_update(ids)  # none of them was there before
+            return False
         if self.pairs is not None:
             self.pairs.update(zip(contacts, ids, strict=True))
+        return True
 
     def name(self, cid: str, name: str) -> None:
         """Remember the name given to an event that came without an id."""
@@ -443,23 +452,24 @@ class Engine:
                     progress("events read", read)
                 plain = None
                 if store is None:  # plain chunks are checked by columns
-                    plain = plain_columns(chunk, by_contact, seen.ids, self._words)
+                    plain = plain_columns(chunk, by_contact, self._words)
+                    if plain is not None and not seen.add_new(plain.contacts, plain.ids):
+                        plain = None  # an id seen before: the record path counts it
                 if plain is not None:
-                    seen.add_columns(plain.unique, plain.contacts, plain.ids)
                     # Each event onto its contact's log, in C: a chunk touches most contacts.
-                    deque(map(list.append, map(by_contact.__getitem__, plain.contacts),
-                              plain.events), 0)
+                    deque(map(list.append, plain.logs, plain.events), 0)
                     states = self._states
-                    live = states.keys() & plain.touched if states else ()
+                    chunk_contacts = plain.touched if states or ingest or track else set()
+                    live = states.keys() & chunk_contacts if states else ()
                     if live:
                         add = self._live_rules().add
                         for contact, event in zip(plain.contacts, plain.events, strict=True):
                             if contact in live:
                                 add(states[contact], *event)
                     if ingest:
-                        unbuilt |= plain.touched.difference(live)
+                        unbuilt |= chunk_contacts.difference(live)
                     if track:
-                        touched |= plain.touched
+                        touched |= chunk_contacts
                     count += plain.count
                     if latest is None or plain.latest > latest:
                         latest = plain.latest

@@ -155,6 +155,11 @@ class Ruleset:
         self._memo: dict[
             tuple[str, str | None, str | None], tuple[tuple[int, ...], tuple[int, ...]]
         ] = {}
+        # One object per distinct hit: keys that differ only in a name the rules ignore share
+        # it, so the live summary groups a contact's events by hit with ``id`` (see
+        # LiveRules.build) into a few groups rather than one per name.
+        self._hits: dict[tuple[tuple[int, ...], tuple[int, ...]],
+                         tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self._memo_lock = threading.Lock()
         # The account block is built last: its where clauses are contact conditions, compiled
         # here so that the event tests among them have counters before any contact is scored.
@@ -377,6 +382,7 @@ class Ruleset:
         hit = (rule_ids, counters)
         if len(self._memo) < _MEMO_LIMIT:
             with self._memo_lock:
+                hit = self._hits.setdefault(hit, hit)
                 self._memo[key] = hit
         return hit
 

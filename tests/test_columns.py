@@ -27,7 +27,13 @@ PLAIN = st.fixed_dictionaries(
         "action": st.sampled_from(["visited", "opened"]),
         "at": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-02T12:00:00+02:00",
                                "2026-01-03T00:00:00", "2026-01-02T23:59:59.123456-05:30",
-                               "2026-01-01T12:00:00.5Z", "2026-02-30T00:00:00Z"]),
+                               "2026-01-01T12:00:00.5Z", "2026-02-30T00:00:00Z",
+                               # 20 characters ending in Z: arrow reads them without a pattern
+                               "2026-01-01 12:00:00Z", "2026-13-01T00:00:00Z",
+                               "2026-01-01T24:00:00Z", "2026-01-01T12:00:60Z",
+                               "0001-01-01T00:00:00Z", "0000-01-01T00:00:00Z",
+                               "2026-01-01T1:00:00ZZ", "2026-01-01X12:00:00Z",
+                               "20260101T120000Z", "2026-01-01T12:00:00z"]),
     },
     optional={
         "object": st.sampled_from(["page", "email"]),
@@ -260,3 +266,44 @@ def test_times_read_by_arrow_equal_python_times(moment: datetime, offset: int, f
         assert abs(datetime.fromisoformat(text).timestamp()) > 2**53 / 1e6
     else:
         assert got == [datetime.fromisoformat(text).timestamp()]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    changes=st.lists(st.tuples(st.integers(0, 18), st.sampled_from("0123456789-T:Z .+/x\u0661")),
+                     max_size=2),
+)
+def test_twenty_character_times_are_read_as_python_reads_them(
+        moment: datetime, changes: list[tuple[int, str]]) -> None:
+    # Times of 20 characters ending in Z skip arrow's pattern check: whatever arrow accepts
+    # there, Python reads alike, or it lies outside the years a record may hold (then the
+    # column path declines the chunk and the record path names the time).
+    from leaddsl.arrowread import text_times
+    from leaddsl.records import MAX_TIME, MIN_TIME
+
+    chars = list(moment.strftime("%Y-%m-%dT%H:%M:%S").rjust(19, "0") + "Z")
+    for at, char in changes:
+        chars[at] = char
+    text = "".join(chars)
+    got = text_times([text])
+    if got is None:
+        return
+    try:
+        want = datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        assert not MIN_TIME <= got[0] <= MAX_TIME, text
+    else:
+        assert got == [want], text
+
+
+def test_a_time_that_is_not_unicode_text_is_named_by_the_record_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from leaddsl.arrowread import text_times
+
+    assert text_times(["2026-01-01T00:00:00Z", "\ud800"]) is None  # arrow cannot encode it
+    events = [{"id": "e1", "contact": "c1", "action": "opened", "at": "\ud800"},
+              {"id": "e2", "contact": "c1", "action": "opened", "at": "2026-01-01T00:00:00Z"}]
+    got = _load(monkeypatch, True, events, 64)
+    assert got == _load(monkeypatch, False, events, 64)
+    assert [source for source, _ in got["rejected"]] == ["events[0]"]
