@@ -13,7 +13,10 @@ it with the shared reference ruleset, interleaved with the others, ``--reps`` ti
   batch        leaddsl: Engine.load(parsed records) + every contact + every account
   live         leaddsl: Engine.ingest_many(events) from an engine holding only the records,
                then every result read (transitions=False; "live+trig" works out triggers
-               after every event too, at one size only)
+               after every event too, at one size only). A first answer is scored from the
+               contact's events; live summaries are made when a contact is asked again:
+  live 2 reads the same, then the clock moved on a day and every result read again (every
+               contact's live summary made and used: the steady state of a live engine)
   e2e          leaddsl: score_all from the NDJSON files (parse + score + roll up)
   rule-engine  the engagement and fit rules as rule-engine expressions (PyPI), one size only
 
@@ -110,7 +113,7 @@ def lead_batch(rules: leaddsl.Ruleset, data: dict[str, Any], folder: Path) -> Re
 
 
 def lead_live(rules: leaddsl.Ruleset, data: dict[str, Any], folder: Path,
-              transitions: bool = False) -> Result:
+              transitions: bool = False, again: bool = False) -> Result:
     engine = leaddsl.Engine(rules, transitions=transitions)
     engine.load(accounts=data["accounts"], contacts=data["contacts"])
     t0 = time.perf_counter()
@@ -119,7 +122,16 @@ def lead_live(rules: leaddsl.Ruleset, data: dict[str, Any], folder: Path,
     t1 = time.perf_counter()
     engine.accounts()
     t2 = time.perf_counter()
-    return t2 - t0, t2 - t1, engine
+    if not again:
+        return t2 - t0, t2 - t1, engine
+    assert engine.as_of is not None
+    engine.advance(engine.as_of.timestamp() + 86400.0)  # a day later: every result is stale
+    t3 = time.perf_counter()
+    engine.contacts()  # asked again: each contact's live summary is made and answers
+    t4 = time.perf_counter()
+    engine.accounts()
+    t5 = time.perf_counter()
+    return t2 - t0 + t5 - t3, t2 - t1 + t5 - t4, engine
 
 
 def lead_e2e(rules: leaddsl.Ruleset, data: dict[str, Any], folder: Path) -> Result:
@@ -261,7 +273,7 @@ def main() -> int:
     rules = leaddsl.load(args.bench / "reference.lead")
     print(f"leaddsl {leaddsl.__version__}, Python {sys.version.split()[0]}; medians of "
           f"{args.reps} interleaved runs; ratio = time / hand-written time on parsed records\n")
-    header = (f"{'events':>9}  {'contender':<12}{'median s':>9}{'events/s':>11}{'ratio':>7}"
+    header = (f"{'events':>9}  {'contender':<13}{'median s':>9}{'events/s':>11}{'ratio':>7}"
               f"{'accounts s':>11}{'peak MiB':>9}")
     print(header)
     print("-" * len(header))
@@ -274,11 +286,14 @@ def main() -> int:
             "hand e2e": partial(hand_e2e, hand, data, folder),
             "batch": partial(lead_batch, rules, data, folder),
             "live": partial(lead_live, rules, data, folder),
+            "live 2 reads": partial(lead_live, rules, data, folder, again=True),
             "e2e": partial(lead_e2e, rules, data, folder),
         }
         _, _, (hc, ha) = contenders["hand"]()
         for name in ("batch", "live", "e2e"):
             _agree(name, contenders[name]()[2], hc, ha)
+        # (live 2 reads answers a day later: its figures differ from the baseline's by design;
+        # the property tests check it against the batch at that time.)
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in contenders}
         for _ in range(args.reps):
             for name, run in contenders.items():
@@ -289,22 +304,22 @@ def main() -> int:
             med = statistics.median(t for t, _ in times[name])
             acc = statistics.median(a for _, a in times[name])
             peak = _peak(contenders[name])
-            print(f"{n:>9,}  {name:<12}{med:>9.3f}{n / med:>11,.0f}{med / base:>7.2f}"
+            print(f"{n:>9,}  {name:<13}{med:>9.3f}{n / med:>11,.0f}{med / base:>7.2f}"
                   + (f"{acc:>11.3f}" if acc else f"{'':>11}") + f"{peak:>9.0f}")
         if size == args.rule_engine_size:
             seconds, _, engine = lead_live(rules, data, folder, transitions=True)
             _agree("live+triggers", engine, hc, ha)
-            print(f"{n:>9,}  {'live+trig':<12}{seconds:>9.3f}{n / seconds:>11,.0f}"
+            print(f"{n:>9,}  {'live+trig':<13}{seconds:>9.3f}{n / seconds:>11,.0f}"
                   f"{seconds / base:>7.2f}{'':>11}{'':>9}   (1 run, transitions worked out)")
             seconds = rule_engine_contender(data)
-            print(f"{n:>9,}  {'rule-engine':<12}{seconds:>9.3f}{n / seconds:>11,.0f}"
+            print(f"{n:>9,}  {'rule-engine':<13}{seconds:>9.3f}{n / seconds:>11,.0f}"
                   f"{seconds / base:>7.2f}{'':>11}{'':>9}   (1 run, engagement + fit only)")
         splits = [e2e_split(rules, folder) for _ in range(args.reps)]
         parts = {k: statistics.median(sp[k] for sp in splits) for k in splits[0]}
         whole = sum(parts.values())
         print(f"{'':>11}e2e split: " + ", ".join(
             f"{k} {v:.2f}s ({v / whole:.0%})" for k, v in parts.items()))
-        live = lead_live(rules, data, folder)[2]
+        live = lead_live(rules, data, folder, again=True)[2]  # every summary made
         batch_med = statistics.median(t for t, _ in times["batch"])
         batch_acc = statistics.median(a for _, a in times["batch"])
         print(f"{'':>11}account step {batch_acc / (batch_med - batch_acc):.1%} of contact "

@@ -286,6 +286,9 @@ class Engine:
         self.auto_contacts = auto_contacts  # ingest creates unknown contacts instead of failing
         self._live: LiveRules | None = None
         self._states: dict[str, ContactState] = {}
+        # Contacts of a live engine whose last result was scored from their events: asked
+        # again, they get their live summary (see contact()).
+        self._from_log: set[str] = set()
         self._adjust: dict[str, list[Adjustment]] = {}
         self._account_adjust: dict[str, list[Adjustment]] = {}
         self._known: dict[tuple[str, str], Snapshot] = {}  # what triggers last saw
@@ -433,8 +436,9 @@ class Engine:
         progress: Progress | None = None,
         ingest: bool = False,
     ) -> tuple[int, int]:
-        """Take in events. ``ingest``: as ``ingest_many`` does without triggers — every contact
-        touched gets its live summary, unknown contacts are created with ``auto_contacts``."""
+        """Take in events. ``ingest``: as ``ingest_many`` does without triggers — the engine
+        becomes live (each contact's summary is made when first needed, see contact()), unknown
+        contacts are created with ``auto_contacts``. Summaries made already take the events."""
         by_contact = self._events
         seen = self._seen
         touched: set[str] = set()
@@ -444,7 +448,6 @@ class Engine:
         # Only results already computed need forgetting; a first bulk load has none.
         track = bool(self._contact_results or self._account_results or store is not None)
         count = duplicates = read = 0
-        unbuilt: set[str] = set()  # contacts that get their first live summary at the end
         try:
             for chunk in chunks(data, "events", typed=store is None):
                 read += chunk.size
@@ -459,15 +462,13 @@ class Engine:
                     # Each event onto its contact's log, in C: a chunk touches most contacts.
                     deque(map(list.append, plain.logs, plain.events), 0)
                     states = self._states
-                    chunk_contacts = plain.touched if states or ingest or track else set()
+                    chunk_contacts = plain.touched if states or track else set()
                     live = states.keys() & chunk_contacts if states else ()
                     if live:
                         add = self._live_rules().add
                         for contact, event in zip(plain.contacts, plain.events, strict=True):
                             if contact in live:
                                 add(states[contact], *event)
-                    if ingest:
-                        unbuilt |= chunk_contacts.difference(live)
                     if track:
                         touched |= chunk_contacts
                     count += plain.count
@@ -525,8 +526,6 @@ class Engine:
                     by_contact[contact].append((t, eid, action, obj, name))
                     if state is not None:
                         self._live_rules().add(state, t, eid, action, obj, name)
-                    elif ingest:
-                        unbuilt.add(contact)
                     if track:
                         touched.add(contact)
                         if store is not None:
@@ -537,8 +536,10 @@ class Engine:
                     if latest is None or t > latest:
                         latest = t
         finally:  # what came before a bad record stays taken in, as-of time included
-            for cid in unbuilt:  # each made once, from its whole log
-                self._state(cid)
+            if ingest and count:
+                # The engine is live from now on; each contact's summary is made from its
+                # whole log when first needed (see contact()), not here.
+                self._live_rules()
             self.events += count
             self._latest = latest
             if store is not None:
@@ -593,8 +594,14 @@ class Engine:
                 raise LeadDSLError(f"unknown contact {cid!r}")
             as_of = self._as_of()
             state = self._states.get(cid)
-            if state is None and self._live is not None:
-                state = self._state(cid)  # live from now on: later results cost O(rules)
+            if state is None and self._live is not None and (
+                    cid in self._from_log or not self._log_complete):
+                # Asked again (the time or its data moved on): live from now on, so later
+                # results cost O(rules). A first answer is scored from the events, as in a
+                # batch: a bulk ingest then read once never pays for summaries. (A store
+                # that keeps only event ids has no events to score: summaries only.)
+                state = self._state(cid)
+                self._from_log.discard(cid)
             if state is not None and (as_of is None or state.top is None or as_of >= state.top):
                 assert self._live is not None
                 result = self._live.result(
@@ -604,6 +611,8 @@ class Engine:
                 result = self.rules.score_parsed(
                     attrs_, self._events[cid], as_of, self._adjust.get(cid)
                 )
+                if self._live is not None:
+                    self._from_log.add(cid)
             self._contact_results[cid] = result
             self.computed["contacts"] += 1
         return result

@@ -50,6 +50,32 @@ def test_ingest_one_by_one_equals_batch(data: st.DataObject) -> None:
     assert sum(r.points for r in result.explain()) == pytest.approx(result.total, abs=1e-9)
 
 
+@LIVE
+@given(st.data())
+def test_a_bulk_ingest_answers_as_a_batch_before_and_after_its_summaries(
+        data: st.DataObject) -> None:
+    """Bulk ingest (transitions off) answers first from the events, then, asked again after
+    the time moved on or after an event of its own, from the contact's live summary: every
+    answer equals the batch's at that time."""
+    rules, contact, events = _drawn(data)
+    cut = data.draw(st.integers(0, len(events)))
+    days = data.draw(st.integers(0, 200))
+    cid = contact["id"]
+    engine = leaddsl.Engine(rules, transitions=False)
+    engine.load(contacts=[contact])
+    engine.ingest_many(events[:cut])
+    _assert_same(_plain(engine.contact(cid)), _plain(rules.score(contact, events[:cut])))
+    assert cid not in engine._states  # a first answer needs no summary
+    when = datetime(2026, 9, 1, tzinfo=UTC).timestamp() + days * 86400.0
+    engine.advance(when)
+    _assert_same(_plain(engine.contact(cid)),
+                 _plain(rules.score(contact, events[:cut], as_of=when)))
+    assert (cid in engine._states) == (cut > 0)  # asked again: live from now on
+    for ev in events[cut:]:
+        engine.ingest(ev)
+    _assert_same(_plain(engine.contact(cid)), _plain(rules.score(contact, events, as_of=when)))
+
+
 def _unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The first delivery of each id (and every event without one)."""
     seen, out = set(), []
