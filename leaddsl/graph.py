@@ -50,7 +50,14 @@ class AccountGraph:
     """Who belongs to which account, and which account belongs to which parent."""
 
     def __init__(self) -> None:
-        self.nx: nx.DiGraph[Node] = nx.DiGraph()
+        self._nx: nx.DiGraph[Node] = nx.DiGraph()
+        # Contacts and their member edges wait here until the networkx graph is read: adding
+        # them one call at a time costs several microseconds each (networkx clears its view
+        # caches on every edge), and a load adds tens of thousands. The plain indexes below
+        # answer everything leaddsl itself asks.
+        self._new_nodes: list[tuple[Node, dict[str, Any]]] = []
+        self._new_edges: list[tuple[Node, Node, dict[str, Any]]] = []
+        self._records: dict[Node, Mapping[str, Any]] = {}
         self._domain_owner: dict[str, str] = {}  # domain -> account id
         self._sources: dict[Node, str] = {}  # where each record came from, for errors
         self._n_accounts = 0
@@ -62,6 +69,15 @@ class AccountGraph:
         self._orphans: dict[str, None] = {}  # contacts without an account, in order
         self._pending: dict[str, str] = {}  # accounts waiting for their parent
 
+    @property
+    def nx(self) -> nx.DiGraph[Node]:
+        """The networkx graph (read it; change it only through this class)."""
+        if self._new_nodes or self._new_edges:
+            self._nx.add_nodes_from(self._new_nodes)
+            self._nx.add_edges_from(self._new_edges)
+            self._new_nodes, self._new_edges = [], []
+        return self._nx
+
     # ---- building ------------------------------------------------------------------------
 
     def add_account(self, aid: str, record: Mapping[str, Any], source: str) -> None:
@@ -70,7 +86,7 @@ class AccountGraph:
         Raises RecordError for a duplicate id or a domain another account already lists.
         """
         node = ("account", aid)
-        if node in self.nx:
+        if node in self._sources:
             raise RecordError(
                 f"duplicate account id (first from {self._sources[node]})",
                 source=source,
@@ -87,6 +103,7 @@ class AccountGraph:
                     field="domains",
                 )
         self.nx.add_node(node, kind="account", record=record)
+        self._records[node] = record
         self._sources[node] = source
         self._n_accounts += 1
         for d in domains:
@@ -104,11 +121,11 @@ class AccountGraph:
         made: list[tuple[str, str]] = []
         for aid in [*new, *(a for a in self._pending if a not in new)]:
             node = ("account", aid)
-            parent = self.nx.nodes[node]["record"].get("parent")
+            parent = self._records[node].get("parent")
             if parent is None or parent == "":
                 continue
             parent = str(parent)
-            if ("account", parent) not in self.nx:
+            if ("account", parent) not in self._sources:
                 if aid not in self._pending and aid in new:
                     problems.append(
                         RecordError(
@@ -147,7 +164,7 @@ class AccountGraph:
     def remove_account(self, aid: str) -> None:
         """Take an account out again (one that a load refused); its contacts become orphans."""
         node = ("account", aid)
-        if node not in self.nx:
+        if node not in self._sources:
             return
         for cid in list(self._members.pop(aid, ())):
             del self._account_of[cid]
@@ -161,12 +178,13 @@ class AccountGraph:
         self._domain_owner = {d: a for d, a in self._domain_owner.items() if a != aid}
         self.nx.remove_node(node)
         del self._sources[node]
+        del self._records[node]
         self._n_accounts -= 1
 
     def remove_contact(self, cid: str) -> None:
         """Take a contact out again (one that a load refused)."""
         node = ("contact", cid)
-        if node not in self.nx:
+        if node not in self._sources:
             return
         aid = self._account_of.pop(cid, None)
         if aid is not None:
@@ -174,6 +192,7 @@ class AccountGraph:
         self._orphans.pop(cid, None)
         self.nx.remove_node(node)
         del self._sources[node]
+        del self._records[node]
 
     def add_contact(self, cid: str, record: Mapping[str, Any], source: str) -> RecordError | None:
         """Add a contact and link it to its account (named, or matched by email domain).
@@ -183,20 +202,21 @@ class AccountGraph:
         graph at all, nothing is reported: the data simply has no accounts (yet).
         """
         node = ("contact", cid)
-        if node in self.nx:
+        if node in self._sources:
             raise RecordError(
                 f"duplicate contact id (first from {self._sources[node]})",
                 source=source,
                 record_id=cid,
                 field="id",
             )
-        self.nx.add_node(node, kind="contact", record=record)
+        self._new_nodes.append((node, {"kind": "contact", "record": record}))
+        self._records[node] = record
         self._sources[node] = source
         self._orphans[cid] = None
         named = record.get("account")
         if named is not None and named != "":
             named = str(named)
-            if ("account", named) not in self.nx:
+            if ("account", named) not in self._sources:
                 if not self._has_accounts():
                     return None
                 return RecordError(
@@ -216,9 +236,9 @@ class AccountGraph:
     def relink(self) -> None:
         """Link the orphans whose named account, or email domain's account, now exists."""
         for cid in self.orphans():
-            named = self.nx.nodes[("contact", cid)]["record"].get("account")
+            named = self._records[("contact", cid)].get("account")
             if named is not None and named != "":
-                if ("account", str(named)) in self.nx:
+                if ("account", str(named)) in self._sources:
                     self._link(cid, str(named), "account")
             else:
                 self.match_domain(cid)
@@ -232,7 +252,7 @@ class AccountGraph:
         node = ("contact", cid)
         if self.account_of(cid) is not None:
             return self.account_of(cid)
-        domain = email_domain(self.nx.nodes[node]["record"].get("email"))
+        domain = email_domain(self._records[node].get("email"))
         while domain:
             aid = self._domain_owner.get(domain)
             if aid is not None:
@@ -242,8 +262,10 @@ class AccountGraph:
         return None
 
     def _link(self, cid: str, aid: str, via: str) -> None:
-        role = self.nx.nodes[("contact", cid)]["record"].get("role")
-        self.nx.add_edge(("contact", cid), ("account", aid), kind="member", role=role, via=via)
+        node = ("contact", cid)
+        role = self._records[node].get("role")
+        link = {"kind": "member", "role": role, "via": via}
+        self._new_edges.append((node, ("account", aid), link))
         self._account_of[cid] = aid
         self._members.setdefault(aid, []).append(cid)
         self._orphans.pop(cid, None)
@@ -251,16 +273,16 @@ class AccountGraph:
     # ---- questions -------------------------------------------------------------------------
 
     def has_account(self, aid: str) -> bool:
-        return ("account", aid) in self.nx
+        return ("account", aid) in self._sources
 
     def has_contact(self, cid: str) -> bool:
-        return ("contact", cid) in self.nx
+        return ("contact", cid) in self._sources
 
     def accounts(self) -> list[str]:
-        return [n[1] for n in self.nx if n[0] == "account"]
+        return [n[1] for n in self._sources if n[0] == "account"]
 
     def contacts(self) -> list[str]:
-        return [n[1] for n in self.nx if n[0] == "contact"]
+        return [n[1] for n in self._sources if n[0] == "contact"]
 
     def account_of(self, cid: str) -> str | None:
         """The account a contact belongs to directly, or None for an orphan."""
@@ -301,7 +323,7 @@ class AccountGraph:
 
     def role(self, cid: str) -> str | None:
         """The contact's committee role as its record gives it (None when absent)."""
-        role = self.nx.nodes[self._node("contact", cid)]["record"].get("role")
+        role = self._records[self._node("contact", cid)].get("role")
         return role if isinstance(role, str) and role.strip() else None
 
     def committee(self, aid: str, deep: bool = False) -> dict[str | None, list[str]]:
@@ -361,6 +383,6 @@ class AccountGraph:
 
     def _node(self, kind: str, ident: str) -> Node:
         node = (kind, ident)
-        if node not in self.nx:
+        if node not in self._sources:
             raise GraphError(f"unknown {kind} {ident!r}")
         return node

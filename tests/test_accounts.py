@@ -88,6 +88,52 @@ def test_graph_links_by_account_and_by_domain(engine: leaddsl.Engine) -> None:
     assert g.nx.edges[("account", "spain"), ("account", "emea")]["kind"] == "parent"
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    accounts=st.lists(st.fixed_dictionaries(
+        {"id": st.sampled_from(["a0", "a1", "a2", "a3"])},
+        optional={"parent": st.sampled_from(["a0", "a1", "a9"]),
+                  "domains": st.sampled_from(["x.com", "y.com"])}), max_size=5),
+    contacts=st.lists(st.fixed_dictionaries(
+        {"id": st.sampled_from([f"c{i}" for i in range(6)])},
+        optional={"account": st.sampled_from(["a0", "a2", "a9", ""]),
+                  "email": st.sampled_from(["p@x.com", "q@sub.y.com", "r@z.com"]),
+                  "role": st.sampled_from(["user", "decision maker"])}), max_size=8),
+    raise_mode=st.booleans(),
+    batches=st.integers(1, 3),
+)
+def test_the_networkx_graph_holds_what_the_graph_answers(
+        accounts: list[dict[str, Any]], contacts: list[dict[str, Any]], raise_mode: bool,
+        batches: int) -> None:
+    # Contacts reach the networkx graph in bulk when it is read; whatever the loads refused
+    # or set aside on the way, it must hold exactly the nodes and links the graph answers.
+    engine = leaddsl.Engine(leaddsl.compile("when visited page any: +1"))
+    try:
+        engine.load(accounts=accounts, errors="raise" if raise_mode else "collect")
+    except (leaddsl.RecordError, leaddsl.GraphError):
+        pass
+    for i in range(batches):
+        try:
+            engine.load(contacts=contacts[i::batches], errors="raise" if raise_mode else "collect")
+        except leaddsl.RecordError:
+            pass
+    g = engine.graph
+    nodes = [("account", a) for a in g.accounts()] + [("contact", c) for c in g.contacts()]
+    assert sorted(g.nx.nodes) == sorted(nodes)
+    assert list(g.nx.nodes) == [n for n in g.nx.nodes if n in set(nodes)]
+    for cid in g.contacts():
+        out = dict(g.nx[("contact", cid)])
+        aid = g.account_of(cid)
+        assert list(out) == ([] if aid is None else [("account", aid)])
+        if aid is not None:
+            assert out[("account", aid)]["role"] == engine._attrs[cid].get("role")
+    for aid in g.accounts():
+        parent = g.parent(aid)
+        assert list(g.nx[("account", aid)]) == ([] if parent is None else [("account", parent)])
+    assert g.nx.number_of_edges() == len(g.contacts()) - len(g.orphans()) + sum(
+        g.parent(a) is not None for a in g.accounts())
+
+
 def test_graph_helpers(engine: leaddsl.Engine) -> None:
     g = engine.graph
     assert g.members("emea") == ["e1", "e2"]
