@@ -223,32 +223,42 @@ def _arrow() -> ModuleType | None:
     return _READER[0]
 
 
-def _dict_columns(recs: list[Any]) -> tuple[list[Any], ...] | None:
-    """The columns of a chunk of dicts, when their types are plain (see plain_columns)."""
+def _dict_columns(
+    recs: list[Any], share: Callable[[Any, Any], Any]
+) -> tuple[list[Any], ...] | None:
+    """The columns of a chunk of dicts, when their types are plain (see plain_columns), with
+    actions, objects and names shared (``share(v, v)``).
+
+    Each pass over a million records spread over memory costs cache misses, so the types of
+    the shared words are checked after sharing, over a few hot objects; the contacts are
+    checked by the lookup of their logs (an unknown or non-text contact fails it).
+    """
     if set(map(type, recs)) != {dict}:
         return None
     get = dict.get
-    actions = list(map(get, recs, repeat("action")))
-    ats = list(map(get, recs, repeat("at")))
-    contacts = list(map(get, recs, repeat("contact")))
     ids = list(map(get, recs, repeat("id")))
+    ats = list(map(get, recs, repeat("at")))
     if not (
-        _TEXT.issuperset(map(type, actions))
+        _TEXT.issuperset(map(type, ids))
         and _TEXT.issuperset(map(type, ats))
-        and _TEXT.issuperset(map(type, contacts))
-        and _TEXT.issuperset(map(type, ids))
-        and "" not in actions
-    ):
-        return None
-    objects = list(map(get, recs, repeat("object")))
-    names = list(map(get, recs, repeat("name")))
-    if not (
-        _OPTIONAL.issuperset(map(type, objects))
-        and _OPTIONAL.issuperset(map(type, names))
         and _OPTIONAL.issuperset(map(type, map(get, recs, repeat("channel"))))
     ):
         return None
-    return actions, ats, contacts, ids, objects, names
+    try:
+        actions, objects, names = (
+            list(map(share, column, column))
+            for column in (list(map(get, recs, repeat(k))) for k in ("action", "object", "name"))
+        )
+    except TypeError:  # not hashable: not text either
+        return None
+    if not (
+        _TEXT.issuperset(map(type, actions))
+        and "" not in actions
+        and _OPTIONAL.issuperset(map(type, objects))
+        and _OPTIONAL.issuperset(map(type, names))
+    ):
+        return None
+    return actions, ats, list(map(get, recs, repeat("contact"))), ids, objects, names
 
 
 def plain_columns(
@@ -285,18 +295,15 @@ def plain_columns(
     else:
         if not chunk.records:
             return None
-        columns = _dict_columns(chunk.records)
+        columns = _dict_columns(chunk.records, share)
         if columns is None:
             return None
         actions, ats, contacts, ids, objects, names = columns
-        actions = list(map(share, actions, actions))
-        objects = list(map(share, objects, objects))
-        names = list(map(share, names, names))
         # Arrow parses the common ISO form for a fraction of what datetime costs.
         times = None if reader is None else reader.text_times(cast(list[str], ats))
     try:  # the logs to append to; an unknown contact (the record path names it) fails here
         logs = list(map(known.__getitem__, contacts))
-    except KeyError:
+    except (KeyError, TypeError):  # (TypeError: not hashable)
         return None
     if times is None:
         try:

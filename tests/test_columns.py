@@ -49,6 +49,13 @@ ODD = st.one_of(
     PLAIN.map(lambda e: {**e, "channel": 5}),
     PLAIN.map(lambda e: {**e, "action": ""}),
     PLAIN.map(lambda e: {**e, "at": 1767225600}),  # epoch seconds
+    # Values the columns share or look up before checking their types:
+    PLAIN.map(lambda e: {**e, "contact": ["c1"]}),  # not hashable
+    PLAIN.map(lambda e: {**e, "contact": 1}),
+    PLAIN.map(lambda e: {**e, "action": ["opened"]}),
+    PLAIN.map(lambda e: {**e, "action": True}),
+    PLAIN.map(lambda e: {**e, "object": {"page": 1}}),
+    PLAIN.map(lambda e: {**e, "name": 1}),
     st.just(["not", "an", "object"]),
 )
 EVENTS = st.lists(st.one_of(PLAIN, PLAIN, PLAIN, ODD), max_size=30)
