@@ -76,6 +76,7 @@ def _load(monkeypatch: pytest.MonkeyPatch, columns: bool, events: list[Any],
           chunk: int) -> dict[str, Any]:
     with monkeypatch.context() as m:
         m.setattr(leaddsl.columns, "CHUNK", chunk)
+        m.setattr(leaddsl.columns, "ARROW_TIMES", 1)  # arrow parses the times of every chunk
         if not columns:
             m.setattr(leaddsl.engine, "plain_columns", lambda *args: None)
         engine = leaddsl.Engine(RULES)
