@@ -196,38 +196,38 @@ def _normalized(value: object) -> tuple[str | None, str | None, float | None, bo
     return text, text.casefold(), None, None, True
 
 
+def _normalized_columns(values: Sequence[object], pa: Any) -> list[Any]:
+    """The five normalized columns (text, folded text, number, boolean, present) of one
+    attribute's values, as Arrow arrays: each distinct value normalized once, then spread."""
+    kinds = set(map(type, values))
+    if bool in kinds or not kinds <= {str, int, float, type(None)}:
+        # Booleans equal 1 and 0 as keys, lists are not keys: one value at a time.
+        rows = [_normalized(v) for v in values]
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+        return [pa.array(list(c), kind) for c, kind in zip(columns, _kinds(pa), strict=True)]
+    # Equal numbers (1 and 1.0) normalize alike; text never equals a number.
+    index: dict[object, int] = {}
+    codes = [index.setdefault(v, len(index)) for v in values]
+    distinct = [_normalized(v) for v in index]
+    take = pa.array(codes, pa.int32())
+    return [pa.array([d[j] for d in distinct], kind).take(take)
+            for j, kind in enumerate(_kinds(pa))]
+
+
+def _kinds(pa: Any) -> tuple[Any, ...]:
+    return (pa.string(), pa.string(), pa.float64(), pa.bool_(), pa.bool_())
+
+
 def _arrow_table(con: Any, name: str, ids: Sequence[str], records: Sequence[Mapping[str, Any]],
                  attributes: Sequence[str], extra: Mapping[str, Any] | None = None) -> None:
     """A table of ids (and ``extra`` columns) with the normalized columns of each attribute the
-    rules read, handed to DuckDB as an Arrow table (no SQL text carries their values)."""
+    rules read, handed to DuckDB as an Arrow table: no SQL text carries their values or names."""
     pa = require("pyarrow", "batch")
-    from sqlglot import exp
-
     data: dict[str, Any] = {"id": pa.array(list(ids), pa.string()), **(extra or {})}
-    kinds = (pa.string(), pa.string(), pa.float64(), pa.bool_(), pa.bool_())
-    for k, attr in enumerate(attributes):
-        seen: dict[tuple[type, object], tuple[Any, ...]] = {}
-        rows = []
-        for rec in records:
-            value = rec.get(attr)
-            try:  # few distinct values: normalize each once
-                key = (type(value), value)
-                norm = seen.get(key)
-                if norm is None:
-                    norm = seen[key] = _normalized(value)
-            except TypeError:  # a list or an object: not hashable
-                norm = _normalized(value)
-            rows.append(norm)
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
-        for suffix, kind, values in zip("tfnbp", kinds, columns, strict=True):
-            data[f"a{k}{suffix}"] = pa.array(list(values), kind)
-    con.register(f"{name}_arrow", pa.table(data))
-    outputs: list[exp.Expr] = [col(c) for c in ["id", *(extra or {})]]
-    for k, attr in enumerate(attributes):
-        for suffix, column in zip("tfnbp", attribute_columns(attr), strict=True):
-            outputs.append(exp.alias_(col(f"a{k}{suffix}"), column, quoted=True))
-    view = exp.select(*outputs).from_(ident(f"{name}_arrow"))
-    con.execute(f"CREATE TEMP TABLE {name} AS {view.sql(dialect='duckdb')}")
+    for attr in attributes:
+        arrays = _normalized_columns([rec.get(attr) for rec in records], pa)
+        data.update(zip(attribute_columns(attr), arrays, strict=True))
+    con.register(name, pa.table(data))
 
 
 def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str]) -> None:
@@ -379,38 +379,105 @@ def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
     compiled = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
                           as_of=fixed, as_of_sql=None if fixed is not None else as_of,
                           extra=tests).query()
-    keep = "NOT bad"
-    if dedup:
-        keep = ("NOT bad AND (id IS NULL OR "
-                "row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1)")
-    order = ", e.rn" if dedup else ""
+    if not dedup:
+        # A bad event keeps no contact. Its statistics and the events take two passes over
+        # the materialized rows (an id is only needed as its hash, to tell whether any repeats).
+        return f"""WITH leaddsl_src AS MATERIALIZED (
+    SELECT CASE WHEN NOT {_BAD} THEN e.contact END AS contact,
+        CASE WHEN e.id IS NOT NULL THEN hash(e.contact, e.id) END AS h,
+        e.t, e.action, e.object, e.name
+    FROM leaddsl_raw_ev e
+), leaddsl_stats AS (
+    SELECT count(*) AS n_all, count(*) - count(contact) AS n_bad,
+        count(h) FILTER (WHERE contact IS NOT NULL) AS n_ids,
+        count(DISTINCT h) FILTER (WHERE contact IS NOT NULL) AS n_keys,
+        max(t) FILTER (WHERE contact IS NOT NULL) AS latest
+    FROM leaddsl_src
+), leaddsl_events AS (
+    SELECT contact, t, action, object, name FROM leaddsl_src WHERE contact IS NOT NULL
+)
+{_WITH_STATS}({compiled.sql(dialect="duckdb")}) r ON true"""
+    # The first delivery (by rn) of each (contact, id) among the valid events counts: bad
+    # events are left out before the deliveries are numbered, as the Python path never
+    # takes them in.
     return f"""WITH leaddsl_src AS MATERIALIZED (
-    SELECT e.contact, e.id, e.t, e.action, e.object, e.name{order}, {_BAD} AS bad
+    SELECT CASE WHEN NOT {_BAD} THEN e.contact END AS contact, e.id, e.rn, e.t, e.action,
+        e.object, e.name
     FROM leaddsl_raw_ev e
 ), leaddsl_kept AS (
-    SELECT * FROM leaddsl_src {"QUALIFY" if dedup else "WHERE"} {keep}
+    SELECT * FROM leaddsl_src WHERE contact IS NOT NULL
+    QUALIFY id IS NULL OR row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1
 ), leaddsl_stats AS (
     SELECT (SELECT count(*) FROM leaddsl_src) AS n_all,
-        (SELECT count(*) FROM leaddsl_src WHERE bad) AS n_bad,
-        count(id) AS n_ids,
-        (SELECT count(*) FROM (SELECT DISTINCT {"contact, id" if dedup else "hash(contact, id)"}
-            FROM leaddsl_kept WHERE id IS NOT NULL)) AS n_keys,
-        max(t) AS latest
+        (SELECT count(*) - count(contact) FROM leaddsl_src) AS n_bad,
+        count(id) AS n_ids, count(id) AS n_keys, max(t) AS latest
     FROM leaddsl_kept
 ), leaddsl_events AS (
     SELECT contact, t, action, object, name FROM leaddsl_kept
 )
-SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.latest, r.*
-FROM leaddsl_stats s LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true"""
+{_WITH_STATS}({compiled.sql(dialect="duckdb")}) r ON true"""
+
+
+_WITH_STATS = """SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.latest, r.*
+FROM leaddsl_stats s LEFT JOIN """
+
+
+_STATS = ("n_all", "n_bad", "n_ids", "n_keys", "latest")
 
 
 def _execute_scoring(con: Any, rules: Ruleset, sql: str) -> Any:
-    """Run the scoring query; with an account block its rows are kept in a table
-    (leaddsl_scored) that the account query reads."""
-    if rules.plan.account is None:
-        return con.execute(sql)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE leaddsl_scored AS {sql}")
-    return con.execute("SELECT * FROM leaddsl_scored")
+    """Run the scoring query and fetch what the contact rows need, as an Arrow table (read a
+    column at a time: far cheaper than Python tuples). With an account block the query's
+    rows are kept in a table (leaddsl_scored) that the account query reads."""
+    from sqlglot import exp
+
+    source = f"({sql}) q"
+    if rules.plan.account is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE leaddsl_scored AS {sql}")
+        source = "leaddsl_scored"
+    double = exp.DataType.build("DOUBLE")
+    wanted: list[exp.Expr] = [col(c) for c in (*_STATS, "id")]
+    for name in [*(f"score:{m.name}" for m in rules.plan.models), "total"]:
+        # (A model of whole points is a DECIMAL in SQL; Python would make a Decimal of it.)
+        wanted.append(exp.alias_(exp.cast(col(name), double), name, quoted=True))
+    wanted += [col(f"label:{k}") for k in rules.plan.label_names]
+    wanted += [col(c) for c in ("qualified", "disqualified", "reasons")]
+    listed = ", ".join(w.sql(dialect="duckdb") for w in wanted)
+    return con.sql(f"SELECT {listed} FROM {source}").to_arrow_table()
+
+
+def _statistics(table: Any) -> tuple[int, int, int, int, float | None]:
+    """(events, bad events, event ids, distinct (contact, id) hashes, latest valid time)."""
+    n_all, n_bad, n_ids, n_keys, latest = (table.column(c)[0].as_py() for c in _STATS)
+    return n_all, n_bad, n_ids, n_keys, latest
+
+
+def _contact_rows(table: Any, models: Sequence[str], ladders: Sequence[str],
+                  stamp: str | None) -> dict[str, dict[str, Any]]:
+    """The fetched contact rows as ContactResult.to_dict() gives them, by id."""
+    def column(name: str) -> list[Any]:
+        return table.column(name).to_pylist()  # type: ignore[no-any-return]
+
+    ids, totals = column("id"), column("total")
+    scores = [(m, column(f"score:{m}")) for m in models]
+    labels = [(k, column(f"label:{k}")) for k in ladders]
+    qualified, disqualified = column("qualified"), column("disqualified")
+    reasons = column("reasons")
+    rows: dict[str, dict[str, Any]] = {}
+    for i, cid in enumerate(ids):
+        if cid is None:
+            continue  # no contact at all: the row carries only the statistics
+        rows[cid] = {
+            "id": cid,
+            "total": totals[i],
+            "scores": {m: values[i] for m, values in scores},
+            "labels": {k: values[i] for k, values in labels if values[i] is not None},
+            "qualified": bool(qualified[i]),
+            "disqualified": bool(disqualified[i]),
+            "reasons": reasons[i] or [],
+            "as_of": stamp,
+        }
+    return rows
 
 
 # ---- the account block ------------------------------------------------------------------
@@ -559,9 +626,7 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
         broken = True
         _stage_events(con, events, tmp, lenient=True)
         cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=False))
-    columns = [d[0] for d in cur.description]
-    records = cur.fetchall()
-    n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
+    n_all, n_bad, n_ids, n_keys, latest = _statistics(cur)
     say("events read", n_all)
     if n_bad or broken:
         if paths is not None:
@@ -578,36 +643,16 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
     if n_ids != n_keys:
         _in_order(con)
         cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=True))
-        columns = [d[0] for d in cur.description]
-        records = cur.fetchall()
         first_ids = n_ids
-        n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
+        n_all, n_bad, n_ids, n_keys, latest = _statistics(cur)
         duplicates = first_ids - n_ids
         n_events = n_all - n_bad - duplicates
     as_of = fixed if fixed is not None else latest
 
     # The contact rows.
-    models = [n.partition(":")[2] for n in columns if n.startswith("score:")]
-    ladders = [n.partition(":")[2] for n in columns if n.startswith("label:")]
     when = to_datetime(as_of)
     stamp = None if when is None else when.isoformat()
-    rows: dict[str, dict[str, Any]] = {}
-    ix = {n: i for i, n in enumerate(columns)}
-    for rec in records:
-        cid = rec[ix["id"]]
-        if cid is None:
-            continue  # no contact at all: the row carries only the statistics
-        labels = {k: rec[ix[f"label:{k}"]] for k in ladders if rec[ix[f"label:{k}"]] is not None}
-        rows[cid] = {
-            "id": cid,
-            "total": float(rec[ix["total"]]),
-            "scores": {m: float(rec[ix[f"score:{m}"]]) for m in models},
-            "labels": labels,
-            "qualified": bool(rec[ix["qualified"]]),
-            "disqualified": bool(rec[ix["disqualified"]]),
-            "reasons": list(rec[ix["reasons"]] or []),
-            "as_of": stamp,
-        }
+    rows = _contact_rows(cur, [m.name for m in rules.plan.models], rules.plan.label_names, stamp)
     say("contacts scored", len(rows))
     ordered = [rows[c] for c in engine.contact_ids()]
     scored_accounts: list[dict[str, Any]] = []
