@@ -515,22 +515,22 @@ def _score_accounts(con: Any, rules: Ruleset, engine: Engine,
                       as_of=0.0 if as_of is None else as_of)
     height = _stage_accounts(con, engine, asql)
     if not asql.needs_levels:
-        cur = con.execute(asql.query().sql(dialect="duckdb"))
+        query = asql.query().sql(dialect="duckdb")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE leaddsl_account_rows AS "
                     + asql.query(0).sql(dialect="duckdb"))
         for level in range(1, height + 1):
             con.execute("INSERT INTO leaddsl_account_rows "
                         + asql.query(level, "leaddsl_account_rows").sql(dialect="duckdb"))
-        cur = con.execute("SELECT * FROM leaddsl_account_rows")
-    names = [d[0] for d in cur.description]
+        query = "SELECT * FROM leaddsl_account_rows"
     when = to_datetime(as_of)
     stamp = None if when is None else when.isoformat()
     plan = rules.plan.account.plan
     models = [m.name for m in plan.models]
     got = {}
-    for rec in cur.fetchall():
-        row = account_row(dict(zip(names, rec, strict=True)), models, plan.label_names, stamp)
+    # (Through Arrow: its rows come out as dicts far faster than DuckDB's Python tuples.)
+    for rec in con.sql(query).to_arrow_table().to_pylist():
+        row = account_row(rec, models, plan.label_names, stamp)
         got[row["id"]] = row
     return [got[a] for a in engine.account_ids()]
 
