@@ -6,7 +6,7 @@ event ids, and runs the query that leaddsl.sql.compiler builds from the script's
 Contacts and accounts (small next to the events) are read and validated in Python exactly as
 the Python path does it (the same errors, the same account graph), then handed to DuckDB.
 The account block runs as SQL too (leaddsl.sql.accounts), over the contacts' results, the
-memberships and the hierarchy closed in Python with networkx.
+memberships and the hierarchy of the engine's account graph, closed in Python.
 
 Example:
     >>> import leaddsl, leaddsl.batch
