@@ -367,23 +367,74 @@ def _in_order(con: Any) -> None:
                 "SELECT rowid AS rn, * FROM leaddsl_ev_table")
 
 
+# Events kept by the checks: an action, a time that can be read, and a contact (known to the
+# contacts table where the query checks it).
+_VALID = f"""NOT (e.action IS NULL OR e.action = '' OR e.t IS NULL OR e.t < {MIN_TIME!r}
+    OR e.t > {MAX_TIME!r} OR e.contact IS NULL)"""
+
+# A far-off reference would overflow 2 ** ((t - r) / h): one pass is taken while every valid
+# event's |t - r| / h stays below this, else the two-pass query runs instead.
+_REFERENCE = 1.8e9  # 2027-01-15 08:00 UTC
+_ONE_PASS_RANGE = 960.0
+
+
 def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
-                 dedup: bool) -> str:
-    """One query over leaddsl_raw_ev: the events read once (a materialized CTE), statistics
-    about them (count, bad ones, ids and distinct ids, latest valid time) and the compiled
+                 dedup: bool, one_pass: bool = False) -> tuple[str, tuple[float, ...]]:
+    """One query over leaddsl_raw_ev: statistics about the events (count, bad ones, ids and
+    distinct (contact, id) hashes, the earliest and latest valid time) and the compiled
     script's rows, each row carrying the statistics (one row of them when there are no
-    contacts). ``dedup``: keep the first delivery of each (contact, id) (needs ``rn``)."""
+    contacts). Returns the query and the half-lives of its decay weights.
+
+    - ``one_pass`` (when :meth:`ContactSQL.one_pass` allows it, without a fixed as-of time):
+      the events are aggregated per contact while they are read, beside the statistics (two
+      consumers of one scan, neither waiting for the other); decay is taken relative to
+      ``_REFERENCE`` and scaled to the as-of time afterwards. Events of unknown contacts are
+      aggregated too and left out by the join with the contacts.
+    - otherwise two passes: the checked events are kept (a materialized CTE) until their
+      statistics give the as-of time, then scored;
+    - ``dedup``: two passes keeping the first delivery of each (contact, id) (needs ``rn``).
+    """
     from sqlglot import exp
 
     as_of = exp.Subquery(this=exp.select(col("latest")).from_(ident("leaddsl_stats")))
-    compiled = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
-                          as_of=fixed, as_of_sql=None if fixed is not None else as_of,
-                          extra=tests).query()
+    if one_pass:
+        contact_sql = ContactSQL(rules.plan, events="leaddsl_events",
+                                 contacts="leaddsl_contacts", as_of_sql=as_of, extra=tests,
+                                 reference=_REFERENCE, aggregated="leaddsl_agg")
+        compiled = contact_sql.query()
+        aggregation = contact_sql.aggregation().select(
+            exp.alias_(exp.Count(this=col("t")), "leaddsl:valid", quoted=True),
+            exp.alias_(exp.Min(this=col("t")), "leaddsl:earliest", quoted=True), append=True)
+        return f"""WITH leaddsl_events AS (
+    SELECT e.contact, CASE WHEN {_VALID} THEN e.t END AS t,
+        CASE WHEN {_VALID} THEN e.action END AS action, e.object, e.name,
+        CASE WHEN e.id IS NOT NULL THEN hash(e.contact, e.id) END AS h
+    FROM leaddsl_raw_ev e
+), leaddsl_agg AS (
+{aggregation.sql(dialect="duckdb")}
+), leaddsl_scan AS (
+    SELECT count(*) AS n_all,
+        count(h) FILTER (WHERE t IS NOT NULL AND contact IS NOT NULL) AS n_ids,
+        count(DISTINCT h) FILTER (WHERE t IS NOT NULL AND contact IS NOT NULL) AS n_keys
+    FROM leaddsl_events
+), leaddsl_stats AS (
+    SELECT coalesce(sum("leaddsl:valid"), 0) AS n_valid, min("leaddsl:earliest") AS earliest,
+        max(last_t) AS latest
+    FROM leaddsl_agg WHERE contact IN (SELECT id FROM leaddsl_contacts)
+)
+SELECT s.n_all, s.n_all - k.n_valid AS n_bad, s.n_ids, s.n_keys, k.earliest, k.latest, r.*
+FROM leaddsl_scan s CROSS JOIN leaddsl_stats k
+LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true""", tuple(contact_sql._half_lives)
+    contact_sql = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
+                             as_of=fixed, as_of_sql=None if fixed is not None else as_of,
+                             extra=tests)
+    rows = contact_sql.query().sql(dialect="duckdb")
     if not dedup:
         # A bad event keeps no contact. Its statistics and the events take two passes over
         # the materialized rows (an id is only needed as its hash, to tell whether any repeats).
         return f"""WITH leaddsl_src AS MATERIALIZED (
-    SELECT CASE WHEN NOT {_BAD} THEN e.contact END AS contact,
+    SELECT CASE WHEN {_VALID} AND e.contact IN (SELECT id FROM leaddsl_contacts)
+            THEN e.contact END AS contact,
         CASE WHEN e.id IS NOT NULL THEN hash(e.contact, e.id) END AS h,
         e.t, e.action, e.object, e.name
     FROM leaddsl_raw_ev e
@@ -391,18 +442,19 @@ def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
     SELECT count(*) AS n_all, count(*) - count(contact) AS n_bad,
         count(h) FILTER (WHERE contact IS NOT NULL) AS n_ids,
         count(DISTINCT h) FILTER (WHERE contact IS NOT NULL) AS n_keys,
+        min(t) FILTER (WHERE contact IS NOT NULL) AS earliest,
         max(t) FILTER (WHERE contact IS NOT NULL) AS latest
     FROM leaddsl_src
 ), leaddsl_events AS (
     SELECT contact, t, action, object, name FROM leaddsl_src WHERE contact IS NOT NULL
 )
-{_WITH_STATS}({compiled.sql(dialect="duckdb")}) r ON true"""
+{_WITH_STATS}({rows}) r ON true""", ()
     # The first delivery (by rn) of each (contact, id) among the valid events counts: bad
     # events are left out before the deliveries are numbered, as the Python path never
-    # takes them in.
+    # takes them in. Here n_ids counts the ids before, n_keys after.
     return f"""WITH leaddsl_src AS MATERIALIZED (
-    SELECT CASE WHEN NOT {_BAD} THEN e.contact END AS contact, e.id, e.rn, e.t, e.action,
-        e.object, e.name
+    SELECT CASE WHEN {_VALID} AND e.contact IN (SELECT id FROM leaddsl_contacts)
+            THEN e.contact END AS contact, e.id, e.rn, e.t, e.action, e.object, e.name
     FROM leaddsl_raw_ev e
 ), leaddsl_kept AS (
     SELECT * FROM leaddsl_src WHERE contact IS NOT NULL
@@ -410,19 +462,20 @@ def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
 ), leaddsl_stats AS (
     SELECT (SELECT count(*) FROM leaddsl_src) AS n_all,
         (SELECT count(*) - count(contact) FROM leaddsl_src) AS n_bad,
-        count(id) AS n_ids, count(id) AS n_keys, max(t) AS latest
+        (SELECT count(id) FROM leaddsl_src WHERE contact IS NOT NULL) AS n_ids,
+        count(id) AS n_keys, min(t) AS earliest, max(t) AS latest
     FROM leaddsl_kept
 ), leaddsl_events AS (
     SELECT contact, t, action, object, name FROM leaddsl_kept
 )
-{_WITH_STATS}({compiled.sql(dialect="duckdb")}) r ON true"""
+{_WITH_STATS}({rows}) r ON true""", ()
 
 
-_WITH_STATS = """SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.latest, r.*
+_WITH_STATS = """SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.earliest, s.latest, r.*
 FROM leaddsl_stats s LEFT JOIN """
 
 
-_STATS = ("n_all", "n_bad", "n_ids", "n_keys", "latest")
+_STATS = ("n_all", "n_bad", "n_ids", "n_keys", "earliest", "latest")
 
 
 def _execute_scoring(con: Any, rules: Ruleset, sql: str) -> Any:
@@ -446,10 +499,21 @@ def _execute_scoring(con: Any, rules: Ruleset, sql: str) -> Any:
     return con.sql(f"SELECT {listed} FROM {source}").to_arrow_table()
 
 
-def _statistics(table: Any) -> tuple[int, int, int, int, float | None]:
-    """(events, bad events, event ids, distinct (contact, id) hashes, latest valid time)."""
-    n_all, n_bad, n_ids, n_keys, latest = (table.column(c)[0].as_py() for c in _STATS)
-    return n_all, n_bad, n_ids, n_keys, latest
+def _statistics(table: Any) -> tuple[int, int, int, int, float | None, float | None]:
+    """(events, bad events, event ids, distinct (contact, id) hashes, earliest and latest
+    valid time) of a scoring query's result."""
+    n_all, n_bad, n_ids, n_keys, earliest, latest = (
+        table.column(c)[0].as_py() for c in _STATS)
+    return n_all, n_bad, n_ids, n_keys, earliest, latest
+
+
+def _in_range(earliest: float | None, latest: float | None, half_lives: Sequence[float]) -> bool:
+    """Whether one pass's weights 2 ** ((t - r) / h) stayed finite and exact-enough for every
+    valid event (|t - r| / h below ``_ONE_PASS_RANGE`` for the shortest half-life)."""
+    if earliest is None or latest is None or not half_lives:
+        return True
+    span = max(abs(earliest - _REFERENCE), abs(latest - _REFERENCE))
+    return span / min(half_lives) <= _ONE_PASS_RANGE
 
 
 def _contact_rows(table: Any, models: Sequence[str], ladders: Sequence[str],
@@ -617,16 +681,26 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
         names = {staged_file: "events"}
         events = [staged_file]
     paths = _stage_events(con, events, tmp)
+    one_pass = fixed is None and ContactSQL.one_pass(rules.plan, tests)
+
+    def scoring(dedup: bool, one: bool) -> tuple[Any, tuple[float, ...]]:
+        sql, half_lives = _scoring_sql(rules, tests, fixed, dedup, one)
+        return _execute_scoring(con, rules, sql), half_lives
+
     broken = False
     try:
-        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=False))
+        cur, half_lives = scoring(False, one_pass)
     except duckdb.Error as exc:  # a line that is not JSON, a value that cannot be cast
         if paths is None:
             raise LeadDSLError(f"cannot read the events: {exc}") from None
         broken = True
         _stage_events(con, events, tmp, lenient=True)
-        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=False))
-    n_all, n_bad, n_ids, n_keys, latest = _statistics(cur)
+        cur, half_lives = scoring(False, one_pass)
+    n_all, n_bad, n_ids, n_keys, earliest, latest = _statistics(cur)
+    if not _in_range(earliest, latest, half_lives):
+        # Events too far from one pass's reference time for its weights: two passes.
+        cur, _ = scoring(False, False)
+        n_all, n_bad, n_ids, n_keys, earliest, latest = _statistics(cur)
     say("events read", n_all)
     if n_bad or broken:
         if paths is not None:
@@ -639,13 +713,13 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
                                "named; nothing was scored")
         rejected += found
     n_events, duplicates = n_all - n_bad, 0
-    # (Equal hashes may hide no repetition; then the exact pass finds none.)
+    # (Equal hashes may hide no repetition; then the exact pass finds none. One pass also
+    # counts the ids of unknown contacts' events: a repetition among them takes this path.)
     if n_ids != n_keys:
         _in_order(con)
-        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=True))
-        first_ids = n_ids
-        n_all, n_bad, n_ids, n_keys, latest = _statistics(cur)
-        duplicates = first_ids - n_ids
+        cur, _ = scoring(True, False)
+        n_all, n_bad, n_ids, n_keys, earliest, latest = _statistics(cur)
+        duplicates = n_ids - n_keys  # the ids before and after keeping first deliveries
         n_events = n_all - n_bad - duplicates
     as_of = fixed if fixed is not None else latest
 
