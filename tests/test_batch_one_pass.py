@@ -180,3 +180,6 @@ def test_which_scripts_take_one_pass(text: str, one: bool) -> None:
     rules = leaddsl.compile(text)
     tests = () if rules.plan.account is None else member_conditions(rules.plan.account)
     assert ContactSQL.one_pass(rules.plan, tests) is one
+    if not one:  # asking for one pass anyway is refused, not compiled into a broken query
+        with pytest.raises(ValueError, match="cannot be scored in one pass"):
+            ContactSQL(rules.plan, extra=tests, reference=1.8e9)

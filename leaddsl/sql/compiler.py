@@ -14,6 +14,13 @@ and yields one row per contact: ``id``, ``score:<model>`` per model, ``total``,
 (the disqualify reasons that hold, in script order), ``last_t`` (the latest event's time) and
 ``where:<k>`` per contact test of the account block (see :attr:`ContactSQL.member_tests`).
 
+**One pass** (``reference``, for leaddsl.batch): when the as-of time is the latest event and
+no rule needs an event's age at that time (see :meth:`ContactSQL.one_pass`), the per-contact
+aggregates can be computed while the events are read, before the as-of time is known: decay
+is summed as ``2 ** ((t - r) / h)`` for the fixed reference time ``r`` and scaled by
+``0.5 ** ((as_of - r) / h)`` afterwards, and `visited X within W` reads the latest matching
+event. :meth:`ContactSQL.aggregation` gives those aggregates as a query of their own.
+
 User text (names, strings, attribute names) becomes sqlglot literals and quoted identifiers
 only; nothing is pasted into SQL text.
 """
@@ -217,6 +224,9 @@ class ContactSQL:
         # per-contact aggregates read from the relation ``aggregated`` (see aggregation()).
         self.reference = reference
         self.aggregated = aggregated
+        if reference is not None and not ContactSQL.one_pass(plan, extra):
+            raise ValueError("this plan reads each event's age at the as-of time: it cannot "
+                             "be scored in one pass")
         self.member_tests = tuple(extra)
         self.attributes = attributes_of([*plan_conditions(plan), *extra])
         self._rules = plan.event_rules
