@@ -6,7 +6,7 @@ event ids, and runs the query that leaddsl.sql.compiler builds from the script's
 Contacts and accounts (small next to the events) are read and validated in Python exactly as
 the Python path does it (the same errors, the same account graph), then handed to DuckDB.
 The account block runs as SQL too (leaddsl.sql.accounts), over the contacts' results, the
-memberships and the hierarchy closed in Python with networkx.
+memberships and the hierarchy of the engine's account graph, closed in Python.
 
 Example:
     >>> import leaddsl, leaddsl.batch
@@ -196,38 +196,38 @@ def _normalized(value: object) -> tuple[str | None, str | None, float | None, bo
     return text, text.casefold(), None, None, True
 
 
+def _normalized_columns(values: Sequence[object], pa: Any) -> list[Any]:
+    """The five normalized columns (text, folded text, number, boolean, present) of one
+    attribute's values, as Arrow arrays: each distinct value normalized once, then spread."""
+    kinds = set(map(type, values))
+    if bool in kinds or not kinds <= {str, int, float, type(None)}:
+        # Booleans equal 1 and 0 as keys, lists are not keys: one value at a time.
+        rows = [_normalized(v) for v in values]
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+        return [pa.array(list(c), kind) for c, kind in zip(columns, _kinds(pa), strict=True)]
+    # Equal numbers (1 and 1.0) normalize alike; text never equals a number.
+    index: dict[object, int] = {}
+    codes = [index.setdefault(v, len(index)) for v in values]
+    distinct = [_normalized(v) for v in index]
+    take = pa.array(codes, pa.int32())
+    return [pa.array([d[j] for d in distinct], kind).take(take)
+            for j, kind in enumerate(_kinds(pa))]
+
+
+def _kinds(pa: Any) -> tuple[Any, ...]:
+    return (pa.string(), pa.string(), pa.float64(), pa.bool_(), pa.bool_())
+
+
 def _arrow_table(con: Any, name: str, ids: Sequence[str], records: Sequence[Mapping[str, Any]],
                  attributes: Sequence[str], extra: Mapping[str, Any] | None = None) -> None:
     """A table of ids (and ``extra`` columns) with the normalized columns of each attribute the
-    rules read, handed to DuckDB as an Arrow table (no SQL text carries their values)."""
+    rules read, handed to DuckDB as an Arrow table: no SQL text carries their values or names."""
     pa = require("pyarrow", "batch")
-    from sqlglot import exp
-
     data: dict[str, Any] = {"id": pa.array(list(ids), pa.string()), **(extra or {})}
-    kinds = (pa.string(), pa.string(), pa.float64(), pa.bool_(), pa.bool_())
-    for k, attr in enumerate(attributes):
-        seen: dict[tuple[type, object], tuple[Any, ...]] = {}
-        rows = []
-        for rec in records:
-            value = rec.get(attr)
-            try:  # few distinct values: normalize each once
-                key = (type(value), value)
-                norm = seen.get(key)
-                if norm is None:
-                    norm = seen[key] = _normalized(value)
-            except TypeError:  # a list or an object: not hashable
-                norm = _normalized(value)
-            rows.append(norm)
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 5
-        for suffix, kind, values in zip("tfnbp", kinds, columns, strict=True):
-            data[f"a{k}{suffix}"] = pa.array(list(values), kind)
-    con.register(f"{name}_arrow", pa.table(data))
-    outputs: list[exp.Expr] = [col(c) for c in ["id", *(extra or {})]]
-    for k, attr in enumerate(attributes):
-        for suffix, column in zip("tfnbp", attribute_columns(attr), strict=True):
-            outputs.append(exp.alias_(col(f"a{k}{suffix}"), column, quoted=True))
-    view = exp.select(*outputs).from_(ident(f"{name}_arrow"))
-    con.execute(f"CREATE TEMP TABLE {name} AS {view.sql(dialect='duckdb')}")
+    for attr in attributes:
+        arrays = _normalized_columns([rec.get(attr) for rec in records], pa)
+        data.update(zip(attribute_columns(attr), arrays, strict=True))
+    con.register(name, pa.table(data))
 
 
 def _stage_contacts(con: Any, engine: Engine, attributes: Sequence[str]) -> None:
@@ -367,50 +367,181 @@ def _in_order(con: Any) -> None:
                 "SELECT rowid AS rn, * FROM leaddsl_ev_table")
 
 
+# Events kept by the checks: an action, a time that can be read, and a contact (known to the
+# contacts table where the query checks it).
+_VALID = f"""NOT (e.action IS NULL OR e.action = '' OR e.t IS NULL OR e.t < {MIN_TIME!r}
+    OR e.t > {MAX_TIME!r} OR e.contact IS NULL)"""
+
+# A far-off reference would overflow 2 ** ((t - r) / h): one pass is taken while every valid
+# event's |t - r| / h stays below this, else the two-pass query runs instead.
+_REFERENCE = 1.8e9  # 2027-01-15 08:00 UTC
+_ONE_PASS_RANGE = 960.0
+
+
 def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
-                 dedup: bool) -> str:
-    """One query over leaddsl_raw_ev: the events read once (a materialized CTE), statistics
-    about them (count, bad ones, ids and distinct ids, latest valid time) and the compiled
+                 dedup: bool, one_pass: bool = False) -> tuple[str, tuple[float, ...]]:
+    """One query over leaddsl_raw_ev: statistics about the events (count, bad ones, ids and
+    distinct (contact, id) hashes, the earliest and latest valid time) and the compiled
     script's rows, each row carrying the statistics (one row of them when there are no
-    contacts). ``dedup``: keep the first delivery of each (contact, id) (needs ``rn``)."""
+    contacts). Returns the query and the half-lives of its decay weights.
+
+    - ``one_pass`` (when :meth:`ContactSQL.one_pass` allows it, without a fixed as-of time):
+      the events are aggregated per contact while they are read, beside the statistics (two
+      consumers of one scan, neither waiting for the other); decay is taken relative to
+      ``_REFERENCE`` and scaled to the as-of time afterwards. Events of unknown contacts are
+      aggregated too and left out by the join with the contacts.
+    - otherwise two passes: the checked events are kept (a materialized CTE) until their
+      statistics give the as-of time, then scored;
+    - ``dedup``: two passes keeping the first delivery of each (contact, id) (needs ``rn``).
+    """
     from sqlglot import exp
 
     as_of = exp.Subquery(this=exp.select(col("latest")).from_(ident("leaddsl_stats")))
-    compiled = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
-                          as_of=fixed, as_of_sql=None if fixed is not None else as_of,
-                          extra=tests).query()
-    keep = "NOT bad"
-    if dedup:
-        keep = ("NOT bad AND (id IS NULL OR "
-                "row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1)")
-    order = ", e.rn" if dedup else ""
+    if one_pass:
+        contact_sql = ContactSQL(rules.plan, events="leaddsl_events",
+                                 contacts="leaddsl_contacts", as_of_sql=as_of, extra=tests,
+                                 reference=_REFERENCE, aggregated="leaddsl_agg")
+        compiled = contact_sql.query()
+        aggregation = contact_sql.aggregation().select(
+            exp.alias_(exp.Count(this=col("t")), "leaddsl:valid", quoted=True),
+            exp.alias_(exp.Min(this=col("t")), "leaddsl:earliest", quoted=True), append=True)
+        return f"""WITH leaddsl_events AS (
+    SELECT e.contact, CASE WHEN {_VALID} THEN e.t END AS t,
+        CASE WHEN {_VALID} THEN e.action END AS action, e.object, e.name,
+        CASE WHEN e.id IS NOT NULL THEN hash(e.contact, e.id) END AS h
+    FROM leaddsl_raw_ev e
+), leaddsl_agg AS (
+{aggregation.sql(dialect="duckdb")}
+), leaddsl_scan AS (
+    SELECT count(*) AS n_all,
+        count(h) FILTER (WHERE t IS NOT NULL AND contact IS NOT NULL) AS n_ids,
+        count(DISTINCT h) FILTER (WHERE t IS NOT NULL AND contact IS NOT NULL) AS n_keys
+    FROM leaddsl_events
+), leaddsl_stats AS (
+    SELECT coalesce(sum("leaddsl:valid"), 0) AS n_valid, min("leaddsl:earliest") AS earliest,
+        max(last_t) AS latest
+    FROM leaddsl_agg WHERE contact IN (SELECT id FROM leaddsl_contacts)
+)
+SELECT s.n_all, s.n_all - k.n_valid AS n_bad, s.n_ids, s.n_keys, k.earliest, k.latest, r.*
+FROM leaddsl_scan s CROSS JOIN leaddsl_stats k
+LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true""", tuple(contact_sql._half_lives)
+    contact_sql = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
+                             as_of=fixed, as_of_sql=None if fixed is not None else as_of,
+                             extra=tests)
+    rows = contact_sql.query().sql(dialect="duckdb")
+    if not dedup:
+        # A bad event keeps no contact. Its statistics and the events take two passes over
+        # the materialized rows (an id is only needed as its hash, to tell whether any repeats).
+        return f"""WITH leaddsl_src AS MATERIALIZED (
+    SELECT CASE WHEN {_VALID} AND e.contact IN (SELECT id FROM leaddsl_contacts)
+            THEN e.contact END AS contact,
+        CASE WHEN e.id IS NOT NULL THEN hash(e.contact, e.id) END AS h,
+        e.t, e.action, e.object, e.name
+    FROM leaddsl_raw_ev e
+), leaddsl_stats AS (
+    SELECT count(*) AS n_all, count(*) - count(contact) AS n_bad,
+        count(h) FILTER (WHERE contact IS NOT NULL) AS n_ids,
+        count(DISTINCT h) FILTER (WHERE contact IS NOT NULL) AS n_keys,
+        min(t) FILTER (WHERE contact IS NOT NULL) AS earliest,
+        max(t) FILTER (WHERE contact IS NOT NULL) AS latest
+    FROM leaddsl_src
+), leaddsl_events AS (
+    SELECT contact, t, action, object, name FROM leaddsl_src WHERE contact IS NOT NULL
+)
+{_WITH_STATS}({rows}) r ON true""", ()
+    # The first delivery (by rn) of each (contact, id) among the valid events counts: bad
+    # events are left out before the deliveries are numbered, as the Python path never
+    # takes them in. Here n_ids counts the ids before, n_keys after.
     return f"""WITH leaddsl_src AS MATERIALIZED (
-    SELECT e.contact, e.id, e.t, e.action, e.object, e.name{order}, {_BAD} AS bad
+    SELECT CASE WHEN {_VALID} AND e.contact IN (SELECT id FROM leaddsl_contacts)
+            THEN e.contact END AS contact, e.id, e.rn, e.t, e.action, e.object, e.name
     FROM leaddsl_raw_ev e
 ), leaddsl_kept AS (
-    SELECT * FROM leaddsl_src {"QUALIFY" if dedup else "WHERE"} {keep}
+    SELECT * FROM leaddsl_src WHERE contact IS NOT NULL
+    QUALIFY id IS NULL OR row_number() OVER (PARTITION BY contact, id ORDER BY rn) = 1
 ), leaddsl_stats AS (
     SELECT (SELECT count(*) FROM leaddsl_src) AS n_all,
-        (SELECT count(*) FROM leaddsl_src WHERE bad) AS n_bad,
-        count(id) AS n_ids,
-        (SELECT count(*) FROM (SELECT DISTINCT {"contact, id" if dedup else "hash(contact, id)"}
-            FROM leaddsl_kept WHERE id IS NOT NULL)) AS n_keys,
-        max(t) AS latest
+        (SELECT count(*) - count(contact) FROM leaddsl_src) AS n_bad,
+        (SELECT count(id) FROM leaddsl_src WHERE contact IS NOT NULL) AS n_ids,
+        count(id) AS n_keys, min(t) AS earliest, max(t) AS latest
     FROM leaddsl_kept
 ), leaddsl_events AS (
     SELECT contact, t, action, object, name FROM leaddsl_kept
 )
-SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.latest, r.*
-FROM leaddsl_stats s LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true"""
+{_WITH_STATS}({rows}) r ON true""", ()
+
+
+_WITH_STATS = """SELECT s.n_all, s.n_bad, s.n_ids, s.n_keys, s.earliest, s.latest, r.*
+FROM leaddsl_stats s LEFT JOIN """
+
+
+_STATS = ("n_all", "n_bad", "n_ids", "n_keys", "earliest", "latest")
 
 
 def _execute_scoring(con: Any, rules: Ruleset, sql: str) -> Any:
-    """Run the scoring query; with an account block its rows are kept in a table
-    (leaddsl_scored) that the account query reads."""
-    if rules.plan.account is None:
-        return con.execute(sql)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE leaddsl_scored AS {sql}")
-    return con.execute("SELECT * FROM leaddsl_scored")
+    """Run the scoring query and fetch what the contact rows need, as an Arrow table (read a
+    column at a time: far cheaper than Python tuples). With an account block the query's
+    rows are kept in a table (leaddsl_scored) that the account query reads."""
+    from sqlglot import exp
+
+    source = f"({sql}) q"
+    if rules.plan.account is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE leaddsl_scored AS {sql}")
+        source = "leaddsl_scored"
+    double = exp.DataType.build("DOUBLE")
+    wanted: list[exp.Expr] = [col(c) for c in (*_STATS, "id")]
+    for name in [*(f"score:{m.name}" for m in rules.plan.models), "total"]:
+        # (A model of whole points is a DECIMAL in SQL; Python would make a Decimal of it.)
+        wanted.append(exp.alias_(exp.cast(col(name), double), name, quoted=True))
+    wanted += [col(f"label:{k}") for k in rules.plan.label_names]
+    wanted += [col(c) for c in ("qualified", "disqualified", "reasons")]
+    listed = ", ".join(w.sql(dialect="duckdb") for w in wanted)
+    return con.sql(f"SELECT {listed} FROM {source}").to_arrow_table()
+
+
+def _statistics(table: Any) -> tuple[int, int, int, int, float | None, float | None]:
+    """(events, bad events, event ids, distinct (contact, id) hashes, earliest and latest
+    valid time) of a scoring query's result."""
+    n_all, n_bad, n_ids, n_keys, earliest, latest = (
+        table.column(c)[0].as_py() for c in _STATS)
+    return n_all, n_bad, n_ids, n_keys, earliest, latest
+
+
+def _in_range(earliest: float | None, latest: float | None, half_lives: Sequence[float]) -> bool:
+    """Whether one pass's weights 2 ** ((t - r) / h) stayed finite and exact-enough for every
+    valid event (|t - r| / h below ``_ONE_PASS_RANGE`` for the shortest half-life)."""
+    if earliest is None or latest is None or not half_lives:
+        return True
+    span = max(abs(earliest - _REFERENCE), abs(latest - _REFERENCE))
+    return span / min(half_lives) <= _ONE_PASS_RANGE
+
+
+def _contact_rows(table: Any, models: Sequence[str], ladders: Sequence[str],
+                  stamp: str | None) -> dict[str, dict[str, Any]]:
+    """The fetched contact rows as ContactResult.to_dict() gives them, by id."""
+    def column(name: str) -> list[Any]:
+        return table.column(name).to_pylist()  # type: ignore[no-any-return]
+
+    ids, totals = column("id"), column("total")
+    scores = [(m, column(f"score:{m}")) for m in models]
+    labels = [(k, column(f"label:{k}")) for k in ladders]
+    qualified, disqualified = column("qualified"), column("disqualified")
+    reasons = column("reasons")
+    rows: dict[str, dict[str, Any]] = {}
+    for i, cid in enumerate(ids):
+        if cid is None:
+            continue  # no contact at all: the row carries only the statistics
+        rows[cid] = {
+            "id": cid,
+            "total": totals[i],
+            "scores": {m: values[i] for m, values in scores},
+            "labels": {k: values[i] for k, values in labels if values[i] is not None},
+            "qualified": bool(qualified[i]),
+            "disqualified": bool(disqualified[i]),
+            "reasons": reasons[i] or [],
+            "as_of": stamp,
+        }
+    return rows
 
 
 # ---- the account block ------------------------------------------------------------------
@@ -448,22 +579,22 @@ def _score_accounts(con: Any, rules: Ruleset, engine: Engine,
                       as_of=0.0 if as_of is None else as_of)
     height = _stage_accounts(con, engine, asql)
     if not asql.needs_levels:
-        cur = con.execute(asql.query().sql(dialect="duckdb"))
+        query = asql.query().sql(dialect="duckdb")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE leaddsl_account_rows AS "
                     + asql.query(0).sql(dialect="duckdb"))
         for level in range(1, height + 1):
             con.execute("INSERT INTO leaddsl_account_rows "
                         + asql.query(level, "leaddsl_account_rows").sql(dialect="duckdb"))
-        cur = con.execute("SELECT * FROM leaddsl_account_rows")
-    names = [d[0] for d in cur.description]
+        query = "SELECT * FROM leaddsl_account_rows"
     when = to_datetime(as_of)
     stamp = None if when is None else when.isoformat()
     plan = rules.plan.account.plan
     models = [m.name for m in plan.models]
     got = {}
-    for rec in cur.fetchall():
-        row = account_row(dict(zip(names, rec, strict=True)), models, plan.label_names, stamp)
+    # (Through Arrow: its rows come out as dicts far faster than DuckDB's Python tuples.)
+    for rec in con.sql(query).to_arrow_table().to_pylist():
+        row = account_row(rec, models, plan.label_names, stamp)
         got[row["id"]] = row
     return [got[a] for a in engine.account_ids()]
 
@@ -550,18 +681,26 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
         names = {staged_file: "events"}
         events = [staged_file]
     paths = _stage_events(con, events, tmp)
+    one_pass = fixed is None and ContactSQL.one_pass(rules.plan, tests)
+
+    def scoring(dedup: bool, one: bool) -> tuple[Any, tuple[float, ...]]:
+        sql, half_lives = _scoring_sql(rules, tests, fixed, dedup, one)
+        return _execute_scoring(con, rules, sql), half_lives
+
     broken = False
     try:
-        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=False))
+        cur, half_lives = scoring(False, one_pass)
     except duckdb.Error as exc:  # a line that is not JSON, a value that cannot be cast
         if paths is None:
             raise LeadDSLError(f"cannot read the events: {exc}") from None
         broken = True
         _stage_events(con, events, tmp, lenient=True)
-        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=False))
-    columns = [d[0] for d in cur.description]
-    records = cur.fetchall()
-    n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
+        cur, half_lives = scoring(False, one_pass)
+    n_all, n_bad, n_ids, n_keys, earliest, latest = _statistics(cur)
+    if not _in_range(earliest, latest, half_lives):
+        # Events too far from one pass's reference time for its weights: two passes.
+        cur, _ = scoring(False, False)
+        n_all, n_bad, n_ids, n_keys, earliest, latest = _statistics(cur)
     say("events read", n_all)
     if n_bad or broken:
         if paths is not None:
@@ -574,40 +713,20 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
                                "named; nothing was scored")
         rejected += found
     n_events, duplicates = n_all - n_bad, 0
-    # (Equal hashes may hide no repetition; then the exact pass finds none.)
+    # (Equal hashes may hide no repetition; then the exact pass finds none. One pass also
+    # counts the ids of unknown contacts' events: a repetition among them takes this path.)
     if n_ids != n_keys:
         _in_order(con)
-        cur = _execute_scoring(con, rules, _scoring_sql(rules, tests, fixed, dedup=True))
-        columns = [d[0] for d in cur.description]
-        records = cur.fetchall()
-        first_ids = n_ids
-        n_all, n_bad, n_ids, n_keys, latest = records[0][:5]
-        duplicates = first_ids - n_ids
+        cur, _ = scoring(True, False)
+        n_all, n_bad, n_ids, n_keys, earliest, latest = _statistics(cur)
+        duplicates = n_ids - n_keys  # the ids before and after keeping first deliveries
         n_events = n_all - n_bad - duplicates
     as_of = fixed if fixed is not None else latest
 
     # The contact rows.
-    models = [n.partition(":")[2] for n in columns if n.startswith("score:")]
-    ladders = [n.partition(":")[2] for n in columns if n.startswith("label:")]
     when = to_datetime(as_of)
     stamp = None if when is None else when.isoformat()
-    rows: dict[str, dict[str, Any]] = {}
-    ix = {n: i for i, n in enumerate(columns)}
-    for rec in records:
-        cid = rec[ix["id"]]
-        if cid is None:
-            continue  # no contact at all: the row carries only the statistics
-        labels = {k: rec[ix[f"label:{k}"]] for k in ladders if rec[ix[f"label:{k}"]] is not None}
-        rows[cid] = {
-            "id": cid,
-            "total": float(rec[ix["total"]]),
-            "scores": {m: float(rec[ix[f"score:{m}"]]) for m in models},
-            "labels": labels,
-            "qualified": bool(rec[ix["qualified"]]),
-            "disqualified": bool(rec[ix["disqualified"]]),
-            "reasons": list(rec[ix["reasons"]] or []),
-            "as_of": stamp,
-        }
+    rows = _contact_rows(cur, [m.name for m in rules.plan.models], rules.plan.label_names, stamp)
     say("contacts scored", len(rows))
     ordered = [rows[c] for c in engine.contact_ids()]
     scored_accounts: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ The events DataFrame (the large part) stays in Spark: it is validated, repeated 
 dropped, and the query that leaddsl.sql.compiler builds from the script runs as Spark SQL,
 partitioned by contact. Contacts and accounts (small next to the events) are collected to the
 driver, validated and linked as the Python path does it, and handed back to Spark with the
-memberships and the hierarchy (closed with networkx); the account block runs as Spark SQL over
+memberships and the hierarchy (closed in Python); the account block runs as Spark SQL over
 the contacts' results, which never leave Spark.
 
     contacts_df, accounts_df = leaddsl.spark.score(rules, events_df, contacts_df, accounts_df)

@@ -158,6 +158,23 @@ def test_duplicate_ids_count_once_and_the_first_delivery_wins() -> None:
     assert run.duplicates == 1 and run.events == 4
 
 
+def test_a_bad_first_delivery_does_not_hide_the_good_one() -> None:
+    """The Python path never takes a bad event in, so a valid event with the same id after it
+    is the first delivery that counts; the batch numbers deliveries among valid events only."""
+    rules = leaddsl.compile("when visited page any: +1\nwhen submitted form any: +10")
+    events = [
+        {"id": "e1", "contact": "c1", "object": "form", "at": "2026-03-01"},  # no action
+        {"id": "e1", "contact": "c1", "action": "submitted", "object": "form", "at": "2026-03-02"},
+        {"id": "e2", "contact": "c1", "action": "visited", "object": "page", "at": "2026-03-02"},
+        {"id": "e2", "contact": "c1", "action": "visited", "object": "page", "at": "2026-03-03"},
+    ]
+    run = batch.score(rules, events=events, contacts=[{"id": "c1"}], errors="collect")
+    python = leaddsl.score_all(rules, [{"id": "c1"}], events, errors="collect")
+    assert run.contacts[0]["total"] == python.results["c1"].total == 11.0
+    assert (run.events, run.duplicates) == (python.events, 1)
+    assert [r.source for r in run.rejected] == [r.source for r in python.rejected] == ["events[0]"]
+
+
 def test_a_missing_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 

@@ -86,35 +86,47 @@ def account_tables(
 ) -> tuple[list[tuple[str, str, str | None, int]], list[tuple[str, str, int]]]:
     """The ``members`` and ``hierarchy`` rows of an engine's account graph.
 
-    The hierarchy is closed with networkx over the parent links; a cycle (which the engine
-    refuses when it loads accounts) raises the same GraphError.
+    The hierarchy is the engine graph's parent links closed transitively: each account's chain
+    up to its top account, walked once and shared by the accounts below it (the engine keeps
+    the parent links beside its networkx graph). A cycle, which the engine refuses when it
+    loads accounts, raises GraphError here too.
     """
-    import networkx as nx
-
     from ..errors import GraphError
 
     graph = engine.graph
-    members = [
-        (aid, cid, folded_role(engine._attrs[cid].get("role")), pos)
-        for aid in engine.account_ids()
-        for pos, cid in enumerate(graph.members_unsorted(aid))
-    ]
-    up: nx.DiGraph[str] = nx.DiGraph()
-    up.add_nodes_from(engine.account_ids())
-    up.add_edges_from((aid, parent) for aid in engine.account_ids()
-                      if (parent := graph.parent(aid)) is not None)
-    try:
-        cycle = nx.find_cycle(up)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
-        raise GraphError("accounts form a parent cycle: "
-                         + " -> ".join([a for a, _ in cycle] + [cycle[0][0]]))
-    hierarchy = [
-        (ancestor, aid, depth)
-        for aid in engine.account_ids()
-        for ancestor, depth in nx.single_source_shortest_path_length(up, aid).items()
-    ]
+    ids = engine.account_ids()
+    folded: dict[object, str | None] = {}
+
+    def fold(role: object) -> str | None:
+        try:  # few distinct roles: fold each once
+            return folded[role] if role in folded else folded.setdefault(role, folded_role(role))
+        except TypeError:  # not hashable (a list): never a role
+            return None
+
+    # (Read in load order, where the records lie together in memory: far fewer cache misses
+    # than in member order.)
+    role_of = {cid: fold(rec.get("role")) for cid, rec in engine._attrs.items()}
+    members = [(aid, cid, role_of[cid], pos) for aid in ids
+               for pos, cid in enumerate(graph.members_unsorted(aid))]
+    parent = {aid: graph.parent(aid) for aid in ids}
+    chains: dict[str, list[str]] = {}  # account -> itself, its parent, ... up to the top
+
+    def chain(aid: str) -> list[str]:
+        walked: list[str] = []
+        up: str | None = aid
+        while up is not None and up not in chains:
+            if up in walked:
+                loop = walked[walked.index(up):]
+                raise GraphError("accounts form a parent cycle: " + " -> ".join([*loop, up]))
+            walked.append(up)
+            up = parent.get(up)
+        rest = [] if up is None else chains[up]
+        for k in range(len(walked) - 1, -1, -1):
+            rest = chains[walked[k]] = [walked[k], *rest]
+        return chains[aid]
+
+    hierarchy = [(ancestor, aid, depth) for aid in ids
+                 for depth, ancestor in enumerate(chain(aid))]
     return members, hierarchy
 
 

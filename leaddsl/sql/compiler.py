@@ -14,6 +14,13 @@ and yields one row per contact: ``id``, ``score:<model>`` per model, ``total``,
 (the disqualify reasons that hold, in script order), ``last_t`` (the latest event's time) and
 ``where:<k>`` per contact test of the account block (see :attr:`ContactSQL.member_tests`).
 
+**One pass** (``reference``, for leaddsl.batch): when the as-of time is the latest event and
+no rule needs an event's age at that time (see :meth:`ContactSQL.one_pass`), the per-contact
+aggregates can be computed while the events are read, before the as-of time is known: decay
+is summed as ``2 ** ((t - r) / h)`` for the fixed reference time ``r`` and scaled by
+``0.5 ** ((as_of - r) / h)`` afterwards, and `visited X within W` reads the latest matching
+event. :meth:`ContactSQL.aggregation` gives those aggregates as a query of their own.
+
 User text (names, strings, attribute names) becomes sqlglot literals and quoted identifiers
 only; nothing is pasted into SQL text.
 """
@@ -205,12 +212,21 @@ class ContactSQL:
         as_of: float | None = None,
         extra: Sequence[P.Cond] = (),
         as_of_sql: exp.Expr | None = None,
+        reference: float | None = None,
+        aggregated: str | None = None,
     ) -> None:
         self.plan = plan
         self.events = events
         self.contacts = contacts
         self.as_of = as_of
         self.as_of_sql = as_of_sql  # an expression for the as-of time (batch: its stats)
+        # One pass (see one_pass): decay weights relative to this fixed time, and the
+        # per-contact aggregates read from the relation ``aggregated`` (see aggregation()).
+        self.reference = reference
+        self.aggregated = aggregated
+        if reference is not None and not ContactSQL.one_pass(plan, extra):
+            raise ValueError("this plan reads each event's age at the as-of time: it cannot "
+                             "be scored in one pass")
         self.member_tests = tuple(extra)
         self.attributes = attributes_of([*plan_conditions(plan), *extra])
         self._rules = plan.event_rules
@@ -322,6 +338,10 @@ class ContactSQL:
             n = self._agg(f"n{i}", count_if(sel))
             return exp.Mul(this=pts, expression=dbl(coalesce(n, num(0.0))))
         d = self._agg(f"d{i}", agg_if(exp.Sum, self._weight(hl), sel))
+        if self.reference is not None:
+            # Summed 2 ** ((t - r) / h); times 0.5 ** ((as_of - r) / h) is the decayed sum.
+            d = exp.Mul(this=d, expression=decay(
+                exp.Sub(this=self._asof(), expression=num(self.reference)), hl))
         return exp.Mul(this=pts, expression=coalesce(d, num(0.0)))
 
     def _recent(self, i: int, rule: P.EventRule, window: float) -> exp.Expr:
@@ -430,6 +450,12 @@ class ContactSQL:
                 if key not in self._counters:
                     self._counters[key] = f"k{len(self._counters)}"
                 match = holds(self._match(a, o, n))
+                if w is not None and self.reference is not None:
+                    # One pass (k is 1): some matching event within w of the as-of time, i.e.
+                    # the latest one is.
+                    latest = self._agg(self._counters[key], agg_if(exp.Max, col("t"), match))
+                    age = exp.Sub(this=self._asof(), expression=latest)
+                    return holds(exp.LTE(this=age, expression=num(w)))
                 if w is not None:
                     match = and_([match, exp.LTE(this=self._age(), expression=num(w))])
                 count = self._agg(self._counters[key], count_if(match))
@@ -571,25 +597,19 @@ class ContactSQL:
         # `once per name` rules' event choices first: they may add rule-choice columns to ev.
         per_name = [(table, self._per_name_cte(rule, windows))
                     for table, rule, windows in self._per_name]
-        age = exp.Sub(this=self._asof(), expression=col("t"))
-        weights = [exp.alias_(decay(age.copy(), hl), f"w{k}", quoted=True)
-                   for k, hl in enumerate(self._half_lives)]
-        weights += [exp.alias_(choice, f"s{k}", quoted=True)
-                    for k, choice in enumerate(self._slots.values())]
-        ev = exp.select(col("contact"), col("t"), col("action"), col("object"), col("name"),
-                        exp.alias_(age, "age", quoted=True), *weights).from_(
-            ident(self.events)).where(exp.LTE(this=col("t"), expression=self._asof()))
-        ctes.append(("ev", ev))
-        agg = exp.select(
-            col("contact"), *[exp.alias_(e, n, quoted=True) for n, e in self._aggs.items()]
-        ).from_(ident("ev")).group_by(col("contact"))
-        ctes.append(("agg", agg))
+        if self.aggregated is None:
+            ctes.append(("ev", self._ev()))
+            ctes.append(("agg", self._agg_select()))
+            agg: exp.Expr = ident("agg")
+        else:
+            agg = exp.alias_(exp.to_table(self.aggregated, quoted=True), "agg", table=True,
+                             quoted=True)
         base = exp.select(
             exp.Column(this=exp.Star(), table=ident("c")),
             *[col(n, "agg") for n in self._aggs],
         ).from_(exp.alias_(exp.to_table(self.contacts, quoted=True), "c", table=True, quoted=True))
         base = base.join(
-            ident("agg"), on=exp.EQ(this=col("contact", "agg"), expression=col("id", "c")),
+            agg, on=exp.EQ(this=col("contact", "agg"), expression=col("id", "c")),
             join_type="left")
         for table, _rule, windows in self._per_name:
             ctes.append((table, dict(per_name)[table]))
@@ -603,6 +623,53 @@ class ContactSQL:
         ctes.append(("base", base))
         # The CTEs go first, in order; ``ruled`` and ``scored`` were added to q already.
         return prepend(q, ctes)
+
+    def _ev(self) -> exp.Select:
+        """Each event with what the aggregates read: its age and decay weights (or, in one
+        pass, its weights relative to the reference time) and its rule choices."""
+        if self.reference is not None:
+            ahead = exp.Sub(this=col("t"), expression=num(self.reference))
+            weights = [exp.alias_(exp.Pow(this=num(2.0), expression=exp.Div(
+                this=exp.Paren(this=ahead.copy()), expression=num(hl))), f"w{k}", quoted=True)
+                for k, hl in enumerate(self._half_lives)]
+        else:
+            age = exp.Sub(this=self._asof(), expression=col("t"))
+            weights = [exp.alias_(age, "age", quoted=True)]
+            weights += [exp.alias_(decay(age.copy(), hl), f"w{k}", quoted=True)
+                        for k, hl in enumerate(self._half_lives)]
+        weights += [exp.alias_(choice, f"s{k}", quoted=True)
+                    for k, choice in enumerate(self._slots.values())]
+        ev = exp.select(col("contact"), col("t"), col("action"), col("object"), col("name"),
+                        *weights).from_(ident(self.events))
+        if self.reference is not None:
+            return ev  # every event is at or before the as-of time: the latest one
+        return ev.where(exp.LTE(this=col("t"), expression=self._asof()))
+
+    def _agg_select(self) -> exp.Select:
+        return exp.select(
+            col("contact"), *[exp.alias_(e, n, quoted=True) for n, e in self._aggs.items()]
+        ).from_(ident("ev")).group_by(col("contact"))
+
+    def aggregation(self) -> exp.Select:
+        """The per-contact aggregates over ``events`` (one pass: no as-of time needed), for
+        the relation named by ``aggregated``. Call after :meth:`query`, which finds them."""
+        return prepend(self._agg_select(), [("ev", self._ev())])
+
+    @staticmethod
+    def one_pass(plan: P.Plan, extra: Sequence[P.Cond] = ()) -> bool:
+        """Whether the plan (and the ``extra`` contact conditions) can be scored in one pass
+        over the events, before the as-of time (the latest event) is known: no rule window or
+        expiry, no `once per name`, no velocity, no `at least N times within` with N above 1."""
+        compiler = ContactSQL(plan)
+        if any(r.per_name or compiler._horizon(r) != math.inf for r in plan.event_rules):
+            return False
+        for cond in [*plan_conditions(plan), *extra]:
+            for node in walk(cond):
+                if isinstance(node, P.Gained) or (
+                        isinstance(node, P.EventCount) and node.window is not None
+                        and node.at_least != 1):
+                    return False
+        return True
 
     def _per_name_cte(self, rule: P.EventRule, windows: list[float]) -> exp.Select:
         """`once per name`: the first event of each name, then per contact."""
