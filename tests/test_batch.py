@@ -195,14 +195,7 @@ def test_a_missing_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> N
 def test_to_sql_runs_in_a_warehouse(rules: leaddsl.Ruleset, python_run: leaddsl.Scored) -> None:
     """The to_sql text over plain typed tables gives the Python scores (DuckDB standing in for
     a warehouse: the events' `at` a TIMESTAMPTZ column, contacts with typed columns)."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.read_json(str(DATA / "events.ndjson")).create("raw_events")
-    # (The example data holds some bad records on purpose; a warehouse would have cleaned them.)
-    con.execute('CREATE TABLE events AS SELECT contact, id, TRY_CAST("at" AS TIMESTAMPTZ) AS "at", '
-                'action, object, name FROM raw_events '
-                'WHERE TRY_CAST("at" AS TIMESTAMPTZ) IS NOT NULL AND action IS NOT NULL')
-    con.read_json(str(DATA / "contacts.ndjson")).create("contacts")
+    con = _warehouse(rules)
     sql = rules.to_sql(dialect="duckdb", as_of=python_run.as_of)
     cur = con.execute(sql)
     names = [d[0] for d in cur.description]

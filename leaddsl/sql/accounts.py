@@ -353,11 +353,7 @@ class AccountSQL(ContactSQL):
             outputs: list[exp.Expr] = [col("id"), col("pos")]
             outputs += [col(f"score:{m.name}") for m in self.plan.models]
             outputs.append(col("total"))
-            for name in self.plan.label_names:
-                outputs.append(exp.alias_(self._label(name), f"label:{name}", quoted=True))
-            outputs.append(exp.alias_(self._qualified(), "qualified", quoted=True))
-            outputs.append(exp.alias_(self._disqualified(), "disqualified", quoted=True))
-            outputs.append(exp.alias_(self._reasons(), "reasons", quoted=True))
+            outputs += self._outcomes()
             self._built = ([exp.alias_(h, f"h{k}", quoted=True) for k, h in enumerate(hits)],
                            scores, outputs)
         return self._built

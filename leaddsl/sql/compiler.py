@@ -524,6 +524,16 @@ class ContactSQL:
             whens.append((self.cond(rung.condition), text(rung.label)))
         return case(whens, default) if whens else (default or exp.Null())
 
+    def _outcomes(self) -> list[exp.Expr]:
+        """The columns every result row ends with: each ladder's label, then qualified,
+        disqualified and the reasons."""
+        out: list[exp.Expr] = [exp.alias_(self._label(name), f"label:{name}", quoted=True)
+                               for name in self.plan.label_names]
+        out.append(exp.alias_(self._qualified(), "qualified", quoted=True))
+        out.append(exp.alias_(self._disqualified(), "disqualified", quoted=True))
+        out.append(exp.alias_(self._reasons(), "reasons", quoted=True))
+        return out
+
     def _disqualified(self) -> exp.Expr:
         return or_([self.cond(d.condition) for d in self.plan.disqualify])
 
@@ -561,11 +571,7 @@ class ContactSQL:
         outputs: list[exp.Expr] = [col("id")]
         outputs += [exp.alias_(col(f"score:{m}"), f"score:{m}", quoted=True) for m in per_model]
         outputs.append(col("total"))
-        for name in self.plan.label_names:
-            outputs.append(exp.alias_(self._label(name), f"label:{name}", quoted=True))
-        outputs.append(exp.alias_(self._qualified(), "qualified", quoted=True))
-        outputs.append(exp.alias_(self._disqualified(), "disqualified", quoted=True))
-        outputs.append(exp.alias_(self._reasons(), "reasons", quoted=True))
+        outputs += self._outcomes()
         for k, where in enumerate(self.member_tests):
             outputs.append(exp.alias_(self.cond(where), f"where:{k}", quoted=True))
         self._agg("last_t", exp.Max(this=col("t")))
