@@ -32,6 +32,7 @@ script.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import math
 import statistics
@@ -262,6 +263,66 @@ def _compile_500(reps: int) -> float:
     return statistics.median(times)
 
 
+def _one_size(size: int, args: argparse.Namespace, hand: ModuleType,
+              rules: leaddsl.Ruleset) -> None:
+    """Every contender at one size. (A function, so that the size's records, engines and
+    results are all freed before the next size is read: left alive, the next size's
+    records fill the holes they leave, scattered over memory, and every contender that
+    walks them runs slower than it would in a process of its own.)"""
+    folder = _workload(args.bench, size)
+    data = {n: _read(folder / f"{n}.ndjson") for n in ("contacts", "accounts", "events")}
+    n = len(data["events"])
+    contenders: dict[str, Callable[[], Result]] = {
+        "hand": partial(hand_parsed, hand, data, folder),
+        "hand e2e": partial(hand_e2e, hand, data, folder),
+        "batch": partial(lead_batch, rules, data, folder),
+        "live": partial(lead_live, rules, data, folder),
+        "live 2 reads": partial(lead_live, rules, data, folder, again=True),
+        "e2e": partial(lead_e2e, rules, data, folder),
+    }
+    _, _, (hc, ha) = contenders["hand"]()
+    for name in ("batch", "live", "e2e"):
+        _agree(name, contenders[name]()[2], hc, ha)
+    # live 2 reads answers a day later: against a batch engine moved on by the same day.
+    later = contenders["live 2 reads"]()[2]
+    moved = leaddsl.Engine(rules)
+    moved.load(accounts=data["accounts"], contacts=data["contacts"], events=data["events"])
+    assert later.as_of is not None
+    moved.advance(later.as_of)
+    _agree("live 2 reads", later, {r.id: {"total": r.total} for r in moved.contacts()},
+           {r.id: r.total for r in moved.accounts()})
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in contenders}
+    for _ in range(args.reps):
+        for name, run in contenders.items():
+            seconds, accounts, _ = run()
+            times[name].append((seconds, accounts))
+    base = statistics.median(t for t, _ in times["hand"])
+    for name in contenders:
+        med = statistics.median(t for t, _ in times[name])
+        acc = statistics.median(a for _, a in times[name])
+        peak = _peak(contenders[name])
+        print(f"{n:>9,}  {name:<13}{med:>9.3f}{n / med:>11,.0f}{med / base:>7.2f}"
+              + (f"{acc:>11.3f}" if acc else f"{'':>11}") + f"{peak:>9.0f}")
+    if size == args.rule_engine_size:
+        seconds, _, engine = lead_live(rules, data, folder, transitions=True)
+        _agree("live+triggers", engine, hc, ha)
+        print(f"{n:>9,}  {'live+trig':<13}{seconds:>9.3f}{n / seconds:>11,.0f}"
+              f"{seconds / base:>7.2f}{'':>11}{'':>9}   (1 run, transitions worked out)")
+        seconds = rule_engine_contender(data)
+        print(f"{n:>9,}  {'rule-engine':<13}{seconds:>9.3f}{n / seconds:>11,.0f}"
+              f"{seconds / base:>7.2f}{'':>11}{'':>9}   (1 run, engagement + fit only)")
+    splits = [e2e_split(rules, folder) for _ in range(args.reps)]
+    parts = {k: statistics.median(sp[k] for sp in splits) for k in splits[0]}
+    whole = sum(parts.values())
+    print(f"{'':>11}e2e split: " + ", ".join(
+        f"{k} {v:.2f}s ({v / whole:.0%})" for k, v in parts.items()))
+    live = lead_live(rules, data, folder, again=True)[2]  # every summary made
+    batch_med = statistics.median(t for t, _ in times["batch"])
+    batch_acc = statistics.median(a for _, a in times["batch"])
+    print(f"{'':>11}account step {batch_acc / (batch_med - batch_acc):.1%} of contact "
+          f"scoring (batch); live state {_state_bytes(live):,.0f} bytes per contact")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
@@ -279,58 +340,8 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for size in args.sizes:
-        folder = _workload(args.bench, size)
-        data = {n: _read(folder / f"{n}.ndjson") for n in ("contacts", "accounts", "events")}
-        n = len(data["events"])
-        contenders: dict[str, Callable[[], Result]] = {
-            "hand": partial(hand_parsed, hand, data, folder),
-            "hand e2e": partial(hand_e2e, hand, data, folder),
-            "batch": partial(lead_batch, rules, data, folder),
-            "live": partial(lead_live, rules, data, folder),
-            "live 2 reads": partial(lead_live, rules, data, folder, again=True),
-            "e2e": partial(lead_e2e, rules, data, folder),
-        }
-        _, _, (hc, ha) = contenders["hand"]()
-        for name in ("batch", "live", "e2e"):
-            _agree(name, contenders[name]()[2], hc, ha)
-        # live 2 reads answers a day later: against a batch engine moved on by the same day.
-        later = contenders["live 2 reads"]()[2]
-        moved = leaddsl.Engine(rules)
-        moved.load(accounts=data["accounts"], contacts=data["contacts"], events=data["events"])
-        assert later.as_of is not None
-        moved.advance(later.as_of)
-        _agree("live 2 reads", later, {r.id: {"total": r.total} for r in moved.contacts()},
-               {r.id: r.total for r in moved.accounts()})
-        times: dict[str, list[tuple[float, float]]] = {k: [] for k in contenders}
-        for _ in range(args.reps):
-            for name, run in contenders.items():
-                seconds, accounts, _ = run()
-                times[name].append((seconds, accounts))
-        base = statistics.median(t for t, _ in times["hand"])
-        for name in contenders:
-            med = statistics.median(t for t, _ in times[name])
-            acc = statistics.median(a for _, a in times[name])
-            peak = _peak(contenders[name])
-            print(f"{n:>9,}  {name:<13}{med:>9.3f}{n / med:>11,.0f}{med / base:>7.2f}"
-                  + (f"{acc:>11.3f}" if acc else f"{'':>11}") + f"{peak:>9.0f}")
-        if size == args.rule_engine_size:
-            seconds, _, engine = lead_live(rules, data, folder, transitions=True)
-            _agree("live+triggers", engine, hc, ha)
-            print(f"{n:>9,}  {'live+trig':<13}{seconds:>9.3f}{n / seconds:>11,.0f}"
-                  f"{seconds / base:>7.2f}{'':>11}{'':>9}   (1 run, transitions worked out)")
-            seconds = rule_engine_contender(data)
-            print(f"{n:>9,}  {'rule-engine':<13}{seconds:>9.3f}{n / seconds:>11,.0f}"
-                  f"{seconds / base:>7.2f}{'':>11}{'':>9}   (1 run, engagement + fit only)")
-        splits = [e2e_split(rules, folder) for _ in range(args.reps)]
-        parts = {k: statistics.median(sp[k] for sp in splits) for k in splits[0]}
-        whole = sum(parts.values())
-        print(f"{'':>11}e2e split: " + ", ".join(
-            f"{k} {v:.2f}s ({v / whole:.0%})" for k, v in parts.items()))
-        live = lead_live(rules, data, folder, again=True)[2]  # every summary made
-        batch_med = statistics.median(t for t, _ in times["batch"])
-        batch_acc = statistics.median(a for _, a in times["batch"])
-        print(f"{'':>11}account step {batch_acc / (batch_med - batch_acc):.1%} of contact "
-              f"scoring (batch); live state {_state_bytes(live):,.0f} bytes per contact")
+        _one_size(size, args, hand, rules)
+        gc.collect()
     print(f"\ncompiling a 500-rule script: {_compile_500(5) * 1000:.0f} ms (median of 5)")
     return 0
 

@@ -172,6 +172,18 @@ class _Writer:
                     "ends": f"{t}.endswith({want})",
                 }[kind]
                 return f"({t} is not None and {test})"
+            case P.In(subject=P.Attr(name=name), values=values, negated=negated, exact=exact) if (
+                all(isinstance(v, str) for v in values)
+            ):
+                # A list of text only: a number is compared as its text, a boolean is in no
+                # such list, and a missing value makes `in` and `not in` both false.
+                t = self.text(name, exact)
+                texts = [v for v in values if isinstance(v, str)]  # (all of them)
+                want = self.const(frozenset(v if exact else v.casefold() for v in texts))
+                found = f"({t} is not None and {t} in {want})"
+                if not negated:
+                    return found
+                return f"(not _missing({self.attr(name)}) and not {found})"
             case P.Present(subject=P.Attr(name=name), present=present):
                 return f"(_missing({self.attr(name)}) is {self.const(not present)})"
             case P.EventCount(action=a, object=o, name=n, at_least=k, window=w):
