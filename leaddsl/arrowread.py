@@ -98,16 +98,19 @@ def _common_form(at: pa.ChunkedArray) -> bool:
     return bool(pc.all(pc.match_substring_regex(at, _ISO)).as_py())
 
 
-def text_times(values: list[str]) -> list[float] | None:
-    """``times`` for text times of records given in memory, or None (Python parses them).
+def text_times(values: list[Any]) -> list[float] | None:
+    """``times`` for the times of records given in memory, or None (Python checks and parses
+    them): the values need not have been checked, anything but ``str`` gives None.
 
     (Ordering such records by contact, as ``by_contact`` does, was tried: the reads of the
     records' own strings spread over memory cost more than the scoring gained.)
     """
     try:
-        column = pa.array(values, pa.string())
+        column = pa.array(values)  # (inferred: any value that is not text fails, or is seen)
     except (pa.ArrowException, UnicodeError):
-        return None  # a lone surrogate: Python's parse names it
+        return None  # not text, or a lone surrogate: Python's checks and parse name it
+    if column.type != pa.string() or column.null_count:
+        return None  # bytes or None among them
     return times(pa.table({"at": column}))
 
 

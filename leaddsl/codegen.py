@@ -337,6 +337,7 @@ def generate(rules: Ruleset) -> Generated:
     w.ns["math_inf"] = math.inf
     w.ns["_at"] = itemgetter(0)
     w.ns["_key"] = itemgetter(2, 3, 4)
+    w.ns["_a"], w.ns["_o"], w.ns["_n"] = itemgetter(2), itemgetter(3), itemgetter(4)
     w.ns["_append"] = list.append
     w.ns["_drain"] = deque(maxlen=0).extend
     w.ns["_group"] = partial(defaultdict, list)
@@ -345,7 +346,10 @@ def generate(rules: Ruleset) -> Generated:
     # Events are grouped by what they hit (an int per distinct set of slots): fewer groups
     # than keys, since names vary more than the rules they hit.
     w.emit("if events:")
-    w.emit("hits = list(map(PLAIN.get, map(_key, events)))", 2)
+    # (zip hands the lookup one key tuple and reuses it once the lookup lets go: no tuple is
+    # made per event, as itemgetter(2, 3, 4) would.)
+    w.emit("hits = list(map(PLAIN.get, zip(map(_a, events), map(_o, events), map(_n, events))))",
+           2)
     w.emit("if None in hits:  # keys not seen yet", 2)
     w.emit("hits = [index(_key(e)) if h is None else h for h, e in zip(hits, events)]", 3)
     w.emit("by_hit = _group()", 2)

@@ -237,7 +237,8 @@ def _dict_columns(
 
     Each pass over a million records spread over memory costs cache misses, so the types of
     the shared words are checked after sharing, over a few hot objects; the contacts are
-    checked by the lookup of their logs (an unknown or non-text contact fails it).
+    checked by the lookup of their logs (an unknown or non-text contact fails it), and the
+    times where they are parsed (``plain_columns``).
     """
     if set(map(type, recs)) != {dict}:
         return None
@@ -246,7 +247,6 @@ def _dict_columns(
     ats = list(map(get, recs, repeat("at")))
     if not (
         _TEXT.issuperset(map(type, ids))
-        and _TEXT.issuperset(map(type, ats))
         and _OPTIONAL.issuperset(map(type, map(get, recs, repeat("channel"))))
     ):
         return None
@@ -307,12 +307,14 @@ def plain_columns(
         actions, ats, contacts, ids, objects, names = columns
         # Arrow parses the common ISO form for a fraction of what datetime costs.
         reader = _arrow() if len(ats) >= ARROW_TIMES else None
-        times = None if reader is None else reader.text_times(cast(list[str], ats))
+        times = None if reader is None else reader.text_times(ats)
     try:  # the logs to append to; an unknown contact (the record path names it) fails here
         logs = list(map(known.__getitem__, contacts))
     except (KeyError, TypeError):  # (TypeError: not hashable)
         return None
     if times is None:
+        if not _TEXT.issuperset(map(type, ats)):
+            return None
         try:
             stamps = list(map(_fromiso, cast(list[str], ats)))
             if None in set(map(_tzinfo, stamps)):

@@ -49,6 +49,7 @@ ODD = st.one_of(
     PLAIN.map(lambda e: {**e, "channel": 5}),
     PLAIN.map(lambda e: {**e, "action": ""}),
     PLAIN.map(lambda e: {**e, "at": 1767225600}),  # epoch seconds
+    PLAIN.map(lambda e: {**e, "at": None}),
     # Values the columns share or look up before checking their types:
     PLAIN.map(lambda e: {**e, "contact": ["c1"]}),  # not hashable
     PLAIN.map(lambda e: {**e, "contact": 1}),
@@ -59,6 +60,12 @@ ODD = st.one_of(
     st.just(["not", "an", "object"]),
 )
 EVENTS = st.lists(st.one_of(PLAIN, PLAIN, PLAIN, ODD), max_size=30)
+# Only in memory (no JSON for them): times that arrow sees before Python checks their types.
+IN_MEMORY = st.lists(st.one_of(
+    PLAIN, PLAIN, PLAIN, ODD,
+    PLAIN.map(lambda e: {**e, "at": b"2026-01-01T00:00:00Z"}),  # arrow reads bytes as binary
+    PLAIN.map(lambda e: {**e, "at": datetime(2026, 1, 1, tzinfo=UTC)}),  # a time, not text
+), max_size=30)
 
 
 def _snapshot(engine: leaddsl.Engine, report: leaddsl.engine.LoadReport) -> dict[str, Any]:
@@ -87,7 +94,7 @@ def _load(monkeypatch: pytest.MonkeyPatch, columns: bool, events: list[Any],
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.function_scoped_fixture])
-@given(events=EVENTS, chunk=st.sampled_from([1, 4, 64]))
+@given(events=IN_MEMORY, chunk=st.sampled_from([1, 4, 64]))
 def test_columns_give_what_records_give(monkeypatch: pytest.MonkeyPatch, events: list[Any],
                                         chunk: int) -> None:
     assert _load(monkeypatch, True, events, chunk) == _load(monkeypatch, False, events, chunk)
@@ -315,3 +322,16 @@ def test_a_time_that_is_not_unicode_text_is_named_by_the_record_path(
     got = _load(monkeypatch, True, events, 64)
     assert got == _load(monkeypatch, False, events, 64)
     assert [source for source, _ in got["rejected"]] == ["events[0]"]
+
+
+def test_arrow_times_of_records_take_only_text() -> None:
+    """Times of records in memory reach arrow before their types are checked: anything but
+    text must send the chunk back to Python's checks."""
+    from leaddsl import arrowread
+
+    good = "2026-01-01T00:00:00Z"
+    assert arrowread.text_times([good, good]) == [1767225600.0] * 2
+    for odd in (None, b"2026-01-01T00:00:00Z", 1767225600, 1767225600.5, True,
+                datetime(2026, 1, 1, tzinfo=UTC), ["x"]):
+        assert arrowread.text_times([good, odd]) is None, odd
+        assert arrowread.text_times([odd, good]) is None, odd
