@@ -114,6 +114,8 @@ def _opt_text(rec: Mapping[str, Any], key: str, source: str, rid: str | None) ->
 
 def record_id(rec: Mapping[str, Any]) -> str | None:
     value = rec.get("id")
+    if type(value) is str:  # the usual case, first
+        return value
     if value is None or isinstance(value, bool):
         return None
     return str(value) if isinstance(value, (str, int)) else None
@@ -158,7 +160,7 @@ def check_contact(
 
     Returns the attributes with numeric text ("250") turned into numbers.
     """
-    if not isinstance(rec, Mapping):
+    if type(rec) is not dict and not isinstance(rec, Mapping):  # (a dict is one: no ABC check)
         raise RecordError(f"{'an' if what == 'account' else 'a'} {what} must be an object, "
                           f"got {type(rec).__name__}", source=source)
     rid = record_id(rec)
