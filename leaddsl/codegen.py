@@ -336,8 +336,7 @@ def generate(rules: Ruleset) -> Generated:
     w.emit("st.adjustments = [a for a in adjustments if a[0] <= limit]", 2)
     w.ns["math_inf"] = math.inf
     w.ns["_at"] = itemgetter(0)
-    w.ns["_key"] = itemgetter(2, 3, 4)
-    w.ns["_a"], w.ns["_o"], w.ns["_n"] = itemgetter(2), itemgetter(3), itemgetter(4)
+    w.ns["_key"] = itemgetter(2)  # (action, object, name), one tuple per engine and key
     w.ns["_append"] = list.append
     w.ns["_drain"] = deque(maxlen=0).extend
     w.ns["_group"] = partial(defaultdict, list)
@@ -346,10 +345,7 @@ def generate(rules: Ruleset) -> Generated:
     # Events are grouped by what they hit (an int per distinct set of slots): fewer groups
     # than keys, since names vary more than the rules they hit.
     w.emit("if events:")
-    # (zip hands the lookup one key tuple and reuses it once the lookup lets go: no tuple is
-    # made per event, as itemgetter(2, 3, 4) would.)
-    w.emit("hits = list(map(PLAIN.get, zip(map(_a, events), map(_o, events), map(_n, events))))",
-           2)
+    w.emit("hits = list(map(PLAIN.get, map(_key, events)))", 2)
     w.emit("if None in hits:  # keys not seen yet", 2)
     w.emit("hits = [index(_key(e)) if h is None else h for h, e in zip(hits, events)]", 3)
     w.emit("by_hit = _group()", 2)
@@ -363,7 +359,7 @@ def generate(rules: Ruleset) -> Generated:
     w.emit("sel[i] += group", 4)
     if any(full):
         w.emit("if firsts:", 3)
-        w.emit("xs = [(e[0], e[1], e[4]) for e in of_hit[hit]]", 4)
+        w.emit("xs = [(e[0], e[1], e[2][2]) for e in of_hit[hit]]", 4)
         w.emit("for i in firsts:", 4)
         w.emit("sel[i] += xs", 5)
     w.emit("st.last_time = last")

@@ -24,7 +24,8 @@ import orjson
 from .errors import LeadDSLError, RecordError
 from .records import MAX_TIME, MIN_TIME
 
-__all__ = ["BadLine", "Chunk", "Columns", "Sourced", "chunks", "plain_columns"]
+__all__ = ["BadLine", "Chunk", "Columns", "Event", "Key", "Sourced", "chunks", "plain_columns",
+           "shared_keys"]
 
 # Records per chunk given in memory. Small enough that a chunk's dicts and strings stay in
 # the CPU caches across the column passes: at 65,536 records a chunk's objects (about 50 MB)
@@ -73,7 +74,12 @@ class Chunk:
         return _parsed(path, first, lines)
 
 
-Event = tuple[float, str, str, str | None, str | None]  # (at, id, action, object, name)
+# An event as an engine keeps it: (at, id, key). The key, (action, object, name), is one
+# shared tuple per distinct key: a history repeats a few hundred keys a million times, and the
+# evaluators find an event's rules by its key, so each event holds one pointer and each lookup
+# finds the very tuple it was memoized with.
+Key = tuple[str, str | None, str | None]
+Event = tuple[float, str, Key]
 
 
 @attrs.frozen
@@ -229,16 +235,14 @@ def _arrow() -> ModuleType | None:
     return _READER[0]
 
 
-def _dict_columns(
-    recs: list[Any], share: Callable[[Any, Any], Any]
-) -> tuple[list[Any], ...] | None:
+def _dict_columns(recs: list[Any], shared: dict[Key, Key]) -> tuple[list[Any], ...] | None:
     """The columns of a chunk of dicts, when their types are plain (see plain_columns), with
-    actions, objects and names shared (``share(v, v)``).
+    each event's key the shared one (``shared_keys``).
 
     Each pass over a million records spread over memory costs cache misses, so the types of
-    the shared words are checked after sharing, over a few hot objects; the contacts are
-    checked by the lookup of their logs (an unknown or non-text contact fails it), and the
-    times where they are parsed (``plain_columns``).
+    actions, objects and names are checked on the keys new to ``shared`` alone; the contacts
+    are checked by the lookup of their logs (an unknown or non-text contact fails it), and
+    the times where they are parsed (``plain_columns``).
     """
     if set(map(type, recs)) != {dict}:
         return None
@@ -250,25 +254,44 @@ def _dict_columns(
         and _OPTIONAL.issuperset(map(type, map(get, recs, repeat("channel"))))
     ):
         return None
+    keys = shared_keys(
+        shared,
+        zip(_field(recs, "action"), _field(recs, "object"), _field(recs, "name"), strict=True),
+    )
+    if keys is None:
+        return None
+    return keys, ats, list(map(get, recs, repeat("contact"))), ids
+
+
+def _field(recs: list[dict[str, Any]], field: str) -> Iterator[Any]:
+    return map(dict.get, recs, repeat(field))
+
+
+def shared_keys(shared: dict[Key, Key], raw: Iterable[Any]) -> list[Key] | None:
+    """The shared key of each (action, object, name) in ``raw``, adding new keys to
+    ``shared``; None, with ``shared`` as it was, when a new key is not plain (action text and
+    not empty; object and name text or None) or not hashable."""
+    raw = list(raw)
+    known = len(shared)
     try:
-        actions, objects, names = (
-            list(map(share, column, column))
-            for column in (list(map(get, recs, repeat(k))) for k in ("action", "object", "name"))
-        )
+        keys = list(map(shared.setdefault, raw, raw))
     except TypeError:  # not hashable: not text either
-        return None
-    if not (
-        _TEXT.issuperset(map(type, actions))
-        and "" not in actions
-        and _OPTIONAL.issuperset(map(type, objects))
-        and _OPTIONAL.issuperset(map(type, names))
+        keys = None
+    if len(shared) == known:
+        return keys
+    new = list(islice(shared, known, None))
+    if keys is not None and all(
+        type(a) is _STR and a and type(o) in _OPTIONAL and type(n) in _OPTIONAL
+        for a, o, n in new
     ):
-        return None
-    return actions, ats, list(map(get, recs, repeat("contact"))), ids, objects, names
+        return keys
+    for key in new:  # a key taken in must have been checked
+        del shared[key]
+    return None
 
 
 def plain_columns(
-    chunk: Chunk, known: Mapping[str, list[Any]], words: dict[Any, Any]
+    chunk: Chunk, known: Mapping[str, list[Any]], shared: dict[Key, Key]
 ) -> Columns | None:
     """The chunk's events when every record is plain, else None (check them one by one).
 
@@ -277,13 +300,10 @@ def plain_columns(
     offset); the contact in ``known`` (the engine's logs by contact). These are the checks
     ``check_event`` makes on such records, but for the ids, which the engine takes only when
     all are new and distinct (``SeenIds.add_new``). Nothing here mutates anything but
-    ``words``, where actions, objects and names are shared: a history repeats a few words a
-    million times, and the evaluator's lookups compare equal words faster when they are one
-    object (less memory, too). A chunk read by columns (``chunk.table``) had its types and
-    fields checked by the reader; its events come ordered by contact, each contact's in the
-    order given.
+    ``shared``, the engine's keys (see ``Event``), which gains the chunk's new keys. A chunk
+    read by columns (``chunk.table``) had its types and fields checked by the reader; its
+    events come ordered by contact, each contact's in the order given.
     """
-    share = words.setdefault
     table = chunk.table
     distinct: set[str] | None = None
     if table is not None:  # read by columns: types and required fields checked already
@@ -295,16 +315,18 @@ def plain_columns(
         ats = reader.text(table, "at") if times is None else []
         contacts, values = reader.coded(table, "contact", _same)
         distinct = set(values)
-        actions = reader.coded(table, "action", share)[0]
-        objects = reader.coded(table, "object", share)[0]
-        names = reader.coded(table, "name", share)[0]
+        actions, objects, names = (reader.coded(table, f, _same)[0]
+                                   for f in ("action", "object", "name"))
+        keys = shared_keys(shared, zip(actions, objects, names, strict=True))
+        if keys is None:
+            return None
     else:
         if not chunk.records:
             return None
-        columns = _dict_columns(chunk.records, share)
+        columns = _dict_columns(chunk.records, shared)
         if columns is None:
             return None
-        actions, ats, contacts, ids, objects, names = columns
+        keys, ats, contacts, ids = columns
         # Arrow parses the common ISO form for a fraction of what datetime costs.
         reader = _arrow() if len(ats) >= ARROW_TIMES else None
         times = None if reader is None else reader.text_times(ats)
@@ -326,9 +348,7 @@ def plain_columns(
     if lo < MIN_TIME or hi > MAX_TIME:
         return None
     # The checks above made these text (mypy cannot follow them).
-    events = list(
-        zip(times, cast(list[str], ids), cast(list[str], actions), objects, names, strict=True)
-    )
+    events = list(zip(times, cast(list[str], ids), keys, strict=True))
     return Columns(cast(list[str], contacts), logs, events, cast(list[str], ids), distinct, hi)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from .accounts import AccountResult
-from .columns import BadLine, chunks, plain_columns
+from .columns import BadLine, Event, Key, chunks, plain_columns
 from .columns import Sourced as _Sourced
 from .errors import GraphError, LeadDSLError, RecordError
 from .graph import AccountGraph
@@ -43,7 +43,7 @@ from .triggers import Callback, Snapshot, Subscriptions, Transition, changes, sn
 __all__ = ["Engine", "LoadReport", "IngestReport", "Records", "Progress"]
 
 Records = Iterable[Mapping[str, Any]] | str | Path
-ParsedEvent = tuple[float, str, str, str | None, str | None]
+ParsedEvent = Event  # (at, id, key): see leaddsl.columns
 Adjustment = tuple[float, str, str, float, str]  # (time, id, model, points, reason)
 
 
@@ -274,7 +274,7 @@ class Engine:
         self._account_attrs: dict[str, dict[str, Any]] = {}
         self._events: dict[str, list[ParsedEvent]] = {}
         self._seen = SeenIds(self._events)  # (contact, event id): an id counts once
-        self._words: dict[Any, Any] = {}  # one object per action, object and name
+        self._keys: dict[Key, Key] = {}  # one tuple per (action, object, name): see Event
         self._latest: float | None = None
         self._fixed = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
         self._contact_results: dict[str, ContactResult] = {}
@@ -455,7 +455,7 @@ class Engine:
                     progress("events read", read)
                 plain = None
                 if store is None:  # plain chunks are checked by columns
-                    plain = plain_columns(chunk, by_contact, self._words)
+                    plain = plain_columns(chunk, by_contact, self._keys)
                     if plain is not None and not seen.add_new(plain.contacts, plain.ids):
                         plain = None  # an id seen before: the record path counts it
                 if plain is not None:
@@ -491,8 +491,8 @@ class Engine:
                         assert ev.contact is not None
                         parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
                     contact, eid, t, action, obj, name = parsed
-                    share = self._words.setdefault  # see plain_columns
-                    action, obj, name = share(action, action), share(obj, obj), share(name, name)
+                    words = (action, obj, name)
+                    words = self._keys.setdefault(words, words)
                     if contact not in by_contact:
                         if ingest and self.auto_contacts:
                             self.load(contacts=[{"id": contact}])
@@ -523,9 +523,9 @@ class Engine:
                     else:
                         seen.add(contact, eid)
                     state = self._states.get(contact)
-                    by_contact[contact].append((t, eid, action, obj, name))
+                    by_contact[contact].append((t, eid, words))
                     if state is not None:
-                        self._live_rules().add(state, t, eid, action, obj, name)
+                        self._live_rules().add(state, t, eid, words)
                     if track:
                         touched.add(contact)
                         if store is not None:
@@ -730,7 +730,8 @@ class Engine:
                 continue
             if cid not in self._events:
                 continue
-            self._events[cid].append((at, eid, str(action), obj, name))
+            key = (str(action), obj, name)
+            self._events[cid].append((at, eid, self._keys.setdefault(key, key)))
             self.events += 1
             if self._latest is None or at > self._latest:
                 self._latest = at
@@ -874,8 +875,8 @@ class Engine:
             assert ev.contact is not None
             parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
         cid, eid, at, action, obj, name = parsed
-        share = self._words.setdefault  # see plain_columns
-        action, obj, name = share(action, action), share(obj, obj), share(name, name)
+        key = (action, obj, name)
+        key = self._keys.setdefault(key, key)
         if cid not in self._attrs:
             if not self.auto_contacts:
                 raise RecordError(
@@ -894,8 +895,8 @@ class Engine:
         state = self._state(cid)  # from the log as it was: the new event is not in it yet
         with self._tx():
             self._seen.add(cid, eid)
-            self._events[cid].append((at, eid, action, obj, name))
-            self._live_rules().add(state, at, eid, action, obj, name)
+            self._events[cid].append((at, eid, key))
+            self._live_rules().add(state, at, eid, key)
             self.events += 1
             self._moved_to(at)
             self._forget(cid)

@@ -28,6 +28,7 @@ from operator import itemgetter
 from typing import Any
 
 from . import plan as P
+from .columns import Event, Key
 from .records import to_datetime
 from .results import ContactResult
 from .ruleset import EvalState, Ruleset
@@ -35,9 +36,15 @@ from .ruleset import EvalState, Ruleset
 __all__ = ["ContactState", "LiveRules"]
 
 Hit = tuple[float, str, str | None]  # (time, event id, event name)
-_hit = itemgetter(0, 1, 4)  # a logged event's Hit
 _at = itemgetter(0)
-_key = itemgetter(2, 3, 4)  # (action, object, name)
+_key = itemgetter(2)  # (action, object, name): see leaddsl.columns.Event
+
+
+
+def _hits(events: Sequence[Event], positions: list[int]) -> list[Hit]:
+    """The Hits of the events at these positions."""
+    return [(e[0], e[1], e[2][2]) for e in map(events.__getitem__, positions)]
+
 
 # How a rule keeps its events (fixed per rule when the LiveRules is built).
 SUM, WINDOW, ONCE, PER_NAME = "sum", "window", "once", "per_name"
@@ -135,11 +142,9 @@ class LiveRules:
 
     # ---- adding and merging ------------------------------------------------------------------
 
-    def add(
-        self, st: ContactState, t: float, eid: str, action: str, obj: str | None, name: str | None
-    ) -> None:
-        """Count one event (already deduplicated by the caller)."""
-        key = (action, obj, name)
+    def add(self, st: ContactState, t: float, eid: str, key: Key) -> None:
+        """Count one event (already deduplicated by the caller); ``key`` is its (action,
+        object, name)."""
         hit = self.rules._memo.get(key)
         if hit is None:
             hit = self.rules._targets(key)
@@ -147,7 +152,7 @@ class LiveRules:
         top = st.top
         if top is None or t > top:
             st.top = top = t
-        event = (t, eid, name)
+        event = (t, eid, key[2])
         for i in rule_ids:
             st.rules[i] = self._join(i, st.rules[i], event, top)
             if st.recent is not None:
@@ -158,9 +163,7 @@ class LiveRules:
                 st.times[c].append(t)
         self._prune(st)
 
-    def build(
-        self, events: Sequence[tuple[float, str, str, str | None, str | None]]
-    ) -> ContactState:
+    def build(self, events: Sequence[Event]) -> ContactState:
         """The state of these events (already deduplicated), made at once: what adding them
         one by one, in this order, makes."""
         st = self.new()
@@ -213,9 +216,9 @@ class LiveRules:
                             total = total + pts * 0.5 ** ((ref - t) / hl)
                     st.rules[i] = [len(pos), total, ref]
                 if st.recent is not None:
-                    st.recent[i] = sorted(map(_hit, map(events.__getitem__, pos)))
+                    st.recent[i] = sorted(_hits(events, pos))
                 continue
-            mine: list[Hit] = list(map(_hit, map(events.__getitem__, pos)))
+            mine = _hits(events, pos)
             if kind == ONCE:
                 st.rules[i] = min(mine)
             elif kind == PER_NAME:

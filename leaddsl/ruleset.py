@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import plan as P
 from .ast import NO_SPAN
 from .codegen import Generated, generate
+from .columns import Event
 from .errors import RecordError
 from .records import check_contact, check_event, parse_time, to_datetime
 from .results import Check, ContactResult, Contribution, QualifyCheck
@@ -233,20 +234,21 @@ class Ruleset:
                 continue  # the same event delivered twice counts once
             else:
                 seen.add(eid)
-            parsed.append((ev.at, eid, ev.action, ev.object, ev.name))
+            parsed.append((ev.at, eid, (ev.action, ev.object, ev.name)))
         when = None if as_of is None else parse_time(as_of, source="as_of", field="as_of")
         return self.score_parsed(attrs_, parsed, when)
 
     def score_parsed(
         self,
         attrs_: Mapping[str, Any],
-        events: list[tuple[float, str, str, str | None, str | None]],
+        events: list[Event],
         as_of: float | None,
         adjustments: list[tuple[float, str, str, float, str]] | None = None,
     ) -> ContactResult:
         """Score a contact whose record and events are already validated and deduplicated.
 
-        ``events`` are ``(epoch, id, action, object, name)``; ``score`` and ``score_all`` call this.
+        ``events`` are ``(epoch, id, (action, object, name))`` (see ``leaddsl.columns.Event``);
+        ``score`` and ``score_all`` call this.
         ``adjustments`` are manual ones, ``(epoch, id, model, points, reason)``.
         """
         fast = self._scorer()
@@ -306,7 +308,7 @@ class Ruleset:
     def _state(
         self,
         attrs_: Mapping[str, Any],
-        events: list[tuple[float, str, str, str | None, str | None]],
+        events: list[Event],
         n: int,
         as_of: float | None,
         adjustments: list[tuple[float, str, str, float, str]] | None,
@@ -326,18 +328,17 @@ class Ruleset:
         last = None
         targets = self._targets
         memo = self._memo
-        for t, eid, action, obj, name in events:
+        for t, eid, key in events:
             if as_of is not None and t > as_of:
                 continue  # not yet happened at the as-of time
             if last is None or t > last:
                 last = t
-            key = (action, obj, name)
             hit = memo.get(key)
             if hit is None:
                 hit = targets(key)
             rule_ids, counter_ids = hit
             for r in rule_ids:
-                selected[r].append((t, eid, name))
+                selected[r].append((t, eid, key[2]))
             for c in counter_ids:
                 counters[c].append(t)
         st.last_time = last

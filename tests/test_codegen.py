@@ -183,11 +183,11 @@ def test_explain_of_a_summary_replays_only_the_events_it_scored() -> None:
     """Events appended to the engine's list later do not leak into an older result's
     explanation."""
     rules = leaddsl.compile("when opened email: +1")
-    events: list[tuple[float, str, str, str | None, str | None]] = [
-        (100.0, "e1", "opened", "email", None)
+    events: list[tuple[float, str, tuple[str, str | None, str | None]]] = [
+        (100.0, "e1", ("opened", "email", None))
     ]
     result = rules.score_parsed({"id": "c1"}, events, 200.0)
-    events.append((150.0, "e2", "opened", "email", None))
+    events.append((150.0, "e2", ("opened", "email", None)))
     assert [c.events for c in result.explain()] == [("e1",)]
     assert result.total == 1.0
 
@@ -217,5 +217,5 @@ def test_explain_of_an_older_result_leaves_out_later_adjustments() -> None:
 
 def test_events_as_lists_score_as_tuples_do() -> None:
     rules = leaddsl.compile("when opened email: +1")
-    events: list[Any] = [[1.0, "e1", "opened", "email", None]]
+    events: list[Any] = [[1.0, "e1", ("opened", "email", None)]]
     assert rules.score_parsed({"id": "c1"}, events, None).total == 1.0

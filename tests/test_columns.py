@@ -335,3 +335,38 @@ def test_arrow_times_of_records_take_only_text() -> None:
                 datetime(2026, 1, 1, tzinfo=UTC), ["x"]):
         assert arrowread.text_times([good, odd]) is None, odd
         assert arrowread.text_times([odd, good]) is None, odd
+
+
+def test_a_key_that_is_not_plain_is_not_kept_for_later_chunks() -> None:
+    """shared_keys takes in only checked keys: a chunk with a bad one declines and leaves the
+    shared keys as they were, so the same key in a later chunk is checked (and declined) too."""
+    shared: dict[Any, Any] = {}
+    good = ("opened", "email", None)
+    assert leaddsl.columns.shared_keys(shared, [good, ("visited", "page", "pricing")]) == [
+        good, ("visited", "page", "pricing")]
+    assert list(shared) == [good, ("visited", "page", "pricing")]
+    for bad in (("", None, None), (True, None, None), ("opened", 5, None),
+                ("opened", None, b"x"), ("opened", ["page"], None)):
+        for _ in range(2):
+            assert leaddsl.columns.shared_keys(shared, [good, bad]) is None
+            assert list(shared) == [good, ("visited", "page", "pricing")]
+    # Equal keys come back as the one shared tuple.
+    again = leaddsl.columns.shared_keys(shared, [("opened", "email", None)])
+    assert again is not None and again[0] is good
+
+
+def test_events_of_a_load_share_their_keys() -> None:
+    """Every event with the same (action, object, name) holds the same tuple, whichever way
+    it came in (columns, record by record, ingest)."""
+    engine = leaddsl.Engine(RULES)
+    engine.load(contacts=CONTACTS)
+    plain = [{"id": f"e{i}", "contact": "c1", "action": "opened", "object": "email",
+              "at": "2026-01-01T00:00:00Z"} for i in range(3)]
+    engine.load(events=plain)
+    engine.load(events=[{"contact": "c2", "action": "opened", "object": "email",
+                         "at": 1767225600}])  # no id, epoch time: the record path
+    engine.ingest({"id": "x", "contact": "c3", "action": "opened", "object": "email",
+                   "at": "2026-01-02T00:00:00Z"})
+    keys = {id(e[2]) for log in engine._events.values() for e in log}
+    assert len(keys) == 1
+    assert engine._events["c3"][0][2] == ("opened", "email", None)

@@ -93,7 +93,7 @@ def _state(live: LiveRules, events: list[dict[str, Any]]) -> ContactState:
     st_ = live.new()
     for i, ev in enumerate(events):
         rec = leaddsl.records.check_event(ev, f"events[{i}]")
-        live.add(st_, rec.at, rec.id or f"events[{i}]", rec.action, rec.object, rec.name)
+        live.add(st_, rec.at, rec.id or f"events[{i}]", (rec.action, rec.object, rec.name))
     return st_
 
 
@@ -359,7 +359,7 @@ def test_a_state_built_at_once_equals_one_built_event_by_event(data: st.DataObje
     parsed = []
     for i, ev in enumerate(events):
         rec = leaddsl.records.check_event(ev, f"events[{i}]")
-        parsed.append((rec.at, rec.id or f"events[{i}]", rec.action, rec.object, rec.name))
+        parsed.append((rec.at, rec.id or f"events[{i}]", (rec.action, rec.object, rec.name)))
     at_once = live.build(parsed)
     assert at_once.top == one_by_one.top
     assert at_once.counts == one_by_one.counts
@@ -395,13 +395,13 @@ def test_states_from_the_same_data_do_not_share_their_sums() -> None:
                             "qualify when visited page within 3 days")
     live = LiveRules(rules)
     st_ = live.new()
-    live.add(st_, 100.0, "e1", "opened", "email", None)
-    live.add(st_, 150.0, "e2", "visited", "page", None)
+    live.add(st_, 100.0, "e1", ("opened", "email", None))
+    live.add(st_, 150.0, "e2", ("visited", "page", None))
     data = st_.to_data()
     a, b = ContactState.from_data(data), ContactState.from_data(data)
-    live.add(a, 200.0, "e3", "opened", "email", None)
-    live.add(a, 210.0, "e4", "visited", "page", None)
+    live.add(a, 200.0, "e3", ("opened", "email", None))
+    live.add(a, 210.0, "e4", ("visited", "page", None))
     assert b.to_data() == data
     assert ContactState.from_data(data).to_data() == data
-    live.add(st_, 300.0, "e5", "visited", "page", None)
+    live.add(st_, 300.0, "e5", ("visited", "page", None))
     assert data[1][0] == [1] and data[3] == [[150.0]]
