@@ -393,7 +393,10 @@ def generate(rules: Ruleset) -> Generated:
     for name, i in w.attrs.items():
         w.emit(f"a{i} = attrs.get({w.const(name)})")
     for i, exact in sorted(w.texts):
-        w.emit(f"{'x' if exact else 't'}{i} = _text(a{i}, {exact})")
+        # Text, the usual case, inline: _text's answer without the call.
+        text = f"a{i}" if exact else f"a{i}.casefold()"
+        w.emit(f"{'x' if exact else 't'}{i} = ({text} if a{i}.strip() else None) "
+               f"if type(a{i}) is str else _text(a{i}, {exact})")
 
     # Events to slots: rules keeping times, then rules keeping (time, id, name); counters keep
     # times and sit after the rules. Built from the Ruleset's own index, so specificity is the
