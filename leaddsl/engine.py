@@ -476,13 +476,13 @@ class Engine:
                         latest = plain.latest
                     continue
                 chunk = chunk.as_dicts()
-                for key, rec in enumerate(chunk.records):
+                for i, rec in enumerate(chunk.records):
                     if type(rec) is BadLine:
-                        reject(chunk.name_of(key), rec.error, rec.text)
+                        reject(chunk.name_of(i), rec.error, rec.text)
                         continue
                     parsed = _fast_event(rec)
                     if parsed is None:  # unusual or bad: the full check names the problem
-                        source = chunk.name_of(key)
+                        source = chunk.name_of(i)
                         try:
                             ev = check_event(rec, source, require_contact=True)
                         except RecordError as err:
@@ -491,13 +491,13 @@ class Engine:
                         assert ev.contact is not None
                         parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
                     contact, eid, t, action, obj, name = parsed
-                    words = (action, obj, name)
-                    words = self._keys.setdefault(words, words)
+                    key = (action, obj, name)
+                    key = self._keys.setdefault(key, key)
                     if contact not in by_contact:
                         if ingest and self.auto_contacts:
                             self.load(contacts=[{"id": contact}])
                         else:
-                            source = chunk.name_of(key)
+                            source = chunk.name_of(i)
                             reject(
                                 source,
                                 RecordError(
@@ -513,9 +513,9 @@ class Engine:
                     if eid is None:
                         if ingest:
                             self._unnamed += 1
-                            eid = f"{chunk.name_of(key)}#{self._unnamed}"
+                            eid = f"{chunk.name_of(i)}#{self._unnamed}"
                         else:
-                            eid = chunk.name_of(key)  # a name for explain(); never deduplicated
+                            eid = chunk.name_of(i)  # a name for explain(); never deduplicated
                         seen.name(contact, eid)
                     elif (contact, eid) in seen:
                         duplicates += 1
@@ -523,9 +523,9 @@ class Engine:
                     else:
                         seen.add(contact, eid)
                     state = self._states.get(contact)
-                    by_contact[contact].append((t, eid, words))
+                    by_contact[contact].append((t, eid, key))
                     if state is not None:
-                        self._live_rules().add(state, t, eid, words)
+                        self._live_rules().add(state, t, eid, key)
                     if track:
                         touched.add(contact)
                         if store is not None:

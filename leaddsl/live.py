@@ -40,7 +40,6 @@ _at = itemgetter(0)
 _key = itemgetter(2)  # (action, object, name): see leaddsl.columns.Event
 
 
-
 def _hits(events: Sequence[Event], positions: list[int]) -> list[Hit]:
     """The Hits of the events at these positions."""
     return [(e[0], e[1], e[2][2]) for e in map(events.__getitem__, positions)]
