@@ -16,7 +16,6 @@ which names every bad line as before.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -129,14 +128,11 @@ def text(table: pa.Table, field: str) -> list[Any]:
     return table.column(field).to_pylist()  # type: ignore[no-any-return]
 
 
-def coded(
-    table: pa.Table, field: str, share: Callable[[Any, Any], Any]
-) -> tuple[list[Any], list[Any]]:
-    """A column of few distinct values as a list per row of shared objects (``share(v, v)``
-    gives the object to use for ``v``), and the distinct values: one Python string per
-    distinct value, not per row."""
+def coded(table: pa.Table, field: str) -> tuple[list[Any], list[Any]]:
+    """A column of few distinct values as a list per row, and the distinct values: one
+    Python string per distinct value, not per row."""
     encoded = pc.dictionary_encode(table.column(field)).combine_chunks()
-    values = [share(v, v) for v in encoded.dictionary.to_pylist()]
+    values = encoded.dictionary.to_pylist()
     indices = encoded.indices
     if indices.null_count:
         indices = indices.fill_null(len(values))

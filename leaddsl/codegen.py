@@ -336,7 +336,7 @@ def generate(rules: Ruleset) -> Generated:
     w.emit("st.adjustments = [a for a in adjustments if a[0] <= limit]", 2)
     w.ns["math_inf"] = math.inf
     w.ns["_at"] = itemgetter(0)
-    w.ns["_key"] = itemgetter(2)  # (action, object, name), one tuple per engine and key
+    w.ns["_key"] = itemgetter(2)  # (action, object, name): one tuple per key from an Engine
     w.ns["_append"] = list.append
     w.ns["_drain"] = deque(maxlen=0).extend
     w.ns["_group"] = partial(defaultdict, list)

@@ -25,7 +25,7 @@ from .errors import LeadDSLError, RecordError
 from .records import MAX_TIME, MIN_TIME
 
 __all__ = ["BadLine", "Chunk", "Columns", "Event", "Key", "Sourced", "chunks", "plain_columns",
-           "shared_keys"]
+           "share_key", "shared_keys"]
 
 # Records per chunk given in memory. Small enough that a chunk's dicts and strings stay in
 # the CPU caches across the column passes: at 65,536 records a chunk's objects (about 50 MB)
@@ -35,6 +35,10 @@ CHUNK = 4_096
 # parse as fast with datetime, and need no pyarrow import (about 66 ms, once).
 ARROW_TIMES = 4_096
 _LINE_BYTES = 1 << 23  # NDJSON read per chunk (readlines hint)
+# Distinct (action, object, name) keys an engine shares. A history has a few hundred; one
+# with a different name on nearly every event would otherwise keep a tuple and an entry for
+# each. Past this, events keep their own key tuples.
+KEYS = 200_000
 _STR, _NONE = str, type(None)
 _TEXT = frozenset({_STR})
 _OPTIONAL = frozenset({_STR, _NONE})
@@ -270,24 +274,35 @@ def _field(recs: list[dict[str, Any]], field: str) -> Iterator[Any]:
 def shared_keys(shared: dict[Key, Key], raw: Iterable[Any]) -> list[Key] | None:
     """The shared key of each (action, object, name) in ``raw``, adding new keys to
     ``shared``; None, with ``shared`` as it was, when a new key is not plain (action text and
-    not empty; object and name text or None) or not hashable."""
+    not empty; object and name text or None) or cannot be a key. Past ``KEYS`` shared keys,
+    new ones are checked but not kept: each event keeps its own."""
     raw = list(raw)
     known = len(shared)
     try:
-        keys = list(map(shared.setdefault, raw, raw))
-    except TypeError:  # not hashable: not text either
+        keys: list[Key] | None = list(map(shared.setdefault, raw, raw))
+    except Exception:  # not hashable (or a hash that fails): not text either
         keys = None
     if len(shared) == known:
         return keys
     new = list(islice(shared, known, None))
-    if keys is not None and all(
+    plain = keys is not None and all(
         type(a) is _STR and a and type(o) in _OPTIONAL and type(n) in _OPTIONAL
         for a, o, n in new
-    ):
-        return keys
-    for key in new:  # a key taken in must have been checked
-        del shared[key]
-    return None
+    )
+    if not plain or len(shared) > KEYS:
+        for key in new:  # a key kept must have been checked, and there is a limit
+            del shared[key]
+    return keys if plain else None
+
+
+def share_key(shared: dict[Key, Key], key: Key) -> Key:
+    """The shared tuple equal to ``key`` (checked already), kept when new (see shared_keys)."""
+    found = shared.get(key)
+    if found is not None:
+        return found
+    if len(shared) < KEYS:
+        shared[key] = key
+    return key
 
 
 def plain_columns(
@@ -313,10 +328,9 @@ def plain_columns(
         ids = reader.text(table, "id")
         times = reader.times(table)  # or None: parsed by Python below
         ats = reader.text(table, "at") if times is None else []
-        contacts, values = reader.coded(table, "contact", _same)
+        contacts, values = reader.coded(table, "contact")
         distinct = set(values)
-        actions, objects, names = (reader.coded(table, f, _same)[0]
-                                   for f in ("action", "object", "name"))
+        actions, objects, names = (reader.coded(table, f)[0] for f in ("action", "object", "name"))
         keys = shared_keys(shared, zip(actions, objects, names, strict=True))
         if keys is None:
             return None
@@ -350,7 +364,3 @@ def plain_columns(
     # The checks above made these text (mypy cannot follow them).
     events = list(zip(times, cast(list[str], ids), keys, strict=True))
     return Columns(cast(list[str], contacts), logs, events, cast(list[str], ids), distinct, hi)
-
-
-def _same(value: Any, default: Any) -> Any:
-    return value

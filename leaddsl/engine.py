@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from .accounts import AccountResult
-from .columns import BadLine, Event, Key, chunks, plain_columns
+from .columns import BadLine, Event, Key, chunks, plain_columns, share_key
 from .columns import Sourced as _Sourced
 from .errors import GraphError, LeadDSLError, RecordError
 from .graph import AccountGraph
@@ -491,8 +491,7 @@ class Engine:
                         assert ev.contact is not None
                         parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
                     contact, eid, t, action, obj, name = parsed
-                    key = (action, obj, name)
-                    key = self._keys.setdefault(key, key)
+                    key = share_key(self._keys, (action, obj, name))
                     if contact not in by_contact:
                         if ingest and self.auto_contacts:
                             self.load(contacts=[{"id": contact}])
@@ -730,8 +729,7 @@ class Engine:
                 continue
             if cid not in self._events:
                 continue
-            key = (str(action), obj, name)
-            self._events[cid].append((at, eid, self._keys.setdefault(key, key)))
+            self._events[cid].append((at, eid, share_key(self._keys, (str(action), obj, name))))
             self.events += 1
             if self._latest is None or at > self._latest:
                 self._latest = at
@@ -875,8 +873,7 @@ class Engine:
             assert ev.contact is not None
             parsed = (ev.contact, ev.id, ev.at, ev.action, ev.object, ev.name)
         cid, eid, at, action, obj, name = parsed
-        key = (action, obj, name)
-        key = self._keys.setdefault(key, key)
+        key = share_key(self._keys, (action, obj, name))
         if cid not in self._attrs:
             if not self.auto_contacts:
                 raise RecordError(

@@ -101,12 +101,18 @@ class Event:
     channel: str | None = None
 
 
+def _exact(value: str) -> str:
+    """Text as a plain ``str``: a subclass's own ``__str__``, ``__eq__`` and ``__hash__`` never
+    run later, and the engine shares equal keys whatever type they came in."""
+    return value if type(value) is str else str.__str__(value)
+
+
 def _opt_text(rec: Mapping[str, Any], key: str, source: str, rid: str | None) -> str | None:
     value = rec.get(key)
     if value is None:
         return None
     if isinstance(value, str):
-        return value
+        return _exact(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise RecordError(f"expected text, got {value!r}", source=source, record_id=rid, field=key)
@@ -118,7 +124,9 @@ def record_id(rec: Mapping[str, Any]) -> str | None:
         return value
     if value is None or isinstance(value, bool):
         return None
-    return str(value) if isinstance(value, (str, int)) else None
+    if isinstance(value, str):
+        return _exact(value)
+    return str(value) if isinstance(value, int) else None
 
 
 def check_event(rec: object, source: str, *, require_contact: bool = False) -> Event:
@@ -146,7 +154,7 @@ def check_event(rec: object, source: str, *, require_contact: bool = False) -> E
         rid,
         contact,
         at,
-        action,
+        _exact(action),
         _opt_text(rec, "object", source, rid),
         _opt_text(rec, "name", source, rid),
         _opt_text(rec, "channel", source, rid),

@@ -370,3 +370,62 @@ def test_events_of_a_load_share_their_keys() -> None:
     keys = {id(e[2]) for log in engine._events.values() for e in log}
     assert len(keys) == 1
     assert engine._events["c3"][0][2] == ("opened", "email", None)
+
+
+class _Text(str):
+    """Text whose own equality and hash the engine must never rely on."""
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+class _BadHash:
+    def __hash__(self) -> int:
+        raise ValueError("no hash")
+
+
+def test_a_key_whose_hash_fails_leaves_the_shared_keys_as_they_were() -> None:
+    shared: dict[Any, Any] = {}
+    raw = [("opened", "email", None), ("b", _BadHash(), None)]
+    assert leaddsl.columns.shared_keys(shared, raw) is None
+    assert shared == {}
+
+
+def test_text_subclasses_come_in_as_plain_text() -> None:
+    """A record path event with str subclasses is taken in as plain text, so a later plain
+    chunk that shares its key holds only plain str (and equal keys are one tuple)."""
+    engine = leaddsl.Engine(RULES)
+    engine.load(contacts=CONTACTS)
+    engine.load(events=[{"id": _Text("e1"), "contact": _Text("c1"), "action": _Text("opened"),
+                         "object": _Text("email"), "at": "2026-01-01T00:00:00Z"}])
+    engine.load(events=[{"id": "e2", "contact": "c2", "action": "opened", "object": "email",
+                         "at": "2026-01-01T00:00:00Z"}])
+    (first,), (second,) = engine._events["c1"], engine._events["c2"]
+    assert first[2] is second[2]
+    assert {type(v) for v in (first[1], *first[2][:2])} == {str}
+
+
+def test_past_the_key_limit_events_keep_their_own_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine shares at most KEYS keys; past that, events keep their own (checked) key
+    tuples and score as before."""
+    events = [{"id": f"e{i}", "contact": f"c{i % 3 + 1}", "action": "visited",
+               "object": "page", "name": f"/p{i}", "at": "2026-01-01T00:00:00Z"}
+              for i in range(40)]
+    events.append({"id": "late", "contact": "c1", "action": "visited", "object": "page",
+                   "name": "/p99", "at": 1767225600})  # the record path
+
+    def load(limit: int) -> leaddsl.Engine:
+        with monkeypatch.context() as m:
+            m.setattr(leaddsl.columns, "KEYS", limit)
+            m.setattr(leaddsl.columns, "CHUNK", 8)
+            engine = leaddsl.Engine(RULES)
+            engine.load(contacts=CONTACTS)
+            engine.load(events=events)
+            return engine
+
+    small, large = load(10), load(1000)
+    assert len(small._keys) <= 10 < len(large._keys)
+    assert small._events == large._events
+    assert [r.total for r in small.contacts()] == [r.total for r in large.contacts()]
