@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-__all__ = ["read_block", "text", "coded", "times", "text_times"]
+__all__ = ["read_block", "text", "coded", "keys", "times", "text_times"]
 
 FIELDS = ("id", "contact", "action", "at", "object", "name", "channel")
 REQUIRED = ("id", "contact", "action", "at")
@@ -138,3 +138,22 @@ def coded(table: pa.Table, field: str) -> tuple[list[Any], list[Any]]:
         indices = indices.fill_null(len(values))
         values.append(None)
     return list(map(values.__getitem__, indices.to_pylist())), values
+
+
+def keys(table: pa.Table) -> tuple[list[int], list[tuple[Any, Any, Any]]]:
+    """Each row's (action, object, name) as a number, and the distinct triples by number: the
+    triples are told apart in arrow (a code per column, combined), so Python makes one
+    tuple per distinct key, not per row."""
+    columns = []
+    for field in ("action", "object", "name"):
+        encoded = pc.dictionary_encode(table.column(field)).combine_chunks()
+        values = encoded.dictionary.to_pylist()
+        columns.append((encoded.indices.fill_null(len(values)), [*values, None]))
+    (a, a_values), (o, o_values), (n, n_values) = columns
+    no, nn = len(o_values), len(n_values)
+    combined = pc.add(pc.multiply(pc.add(pc.multiply(a.cast(pa.int64()), no), o.cast(pa.int64())),
+                                  nn), n.cast(pa.int64()))
+    encoded = pc.dictionary_encode(combined)
+    triples = [(a_values[c // (no * nn)], o_values[c // nn % no], n_values[c % nn])
+               for c in encoded.dictionary.to_pylist()]
+    return encoded.indices.to_pylist(), triples

@@ -330,10 +330,11 @@ def plain_columns(
         ats = reader.text(table, "at") if times is None else []
         contacts, values = reader.coded(table, "contact")
         distinct = set(values)
-        actions, objects, names = (reader.coded(table, f)[0] for f in ("action", "object", "name"))
-        keys = shared_keys(shared, zip(actions, objects, names, strict=True))
-        if keys is None:
+        codes, triples = reader.keys(table)
+        by_code = shared_keys(shared, triples)
+        if by_code is None:
             return None
+        keys = list(map(by_code.__getitem__, codes))
     else:
         if not chunk.records:
             return None
