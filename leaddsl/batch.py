@@ -23,7 +23,9 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,27 @@ def _write(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
                 con.sql("SELECT NULL::VARCHAR AS id WHERE false").write_parquet(str(path))
         finally:
             con.close()
+
+
+# ---- the SQL a script compiles to ----------------------------------------------------------
+
+# The SQL text of each ruleset, by what it was built for. Building it (sqlglot trees, copied
+# and rendered) costs tens of milliseconds a run; it depends only on the script (the as-of
+# time and the data are read from tables), so a script re-scored is built once. Weak keys:
+# the cache never keeps a script alive. One build at a time: the account query's builder is
+# kept and is not safe to share while it builds.
+_BUILT: weakref.WeakKeyDictionary[Ruleset, dict[tuple[object, ...], Any]] = (
+    weakref.WeakKeyDictionary())
+_BUILDING = threading.RLock()
+
+
+def _built(rules: Ruleset, key: tuple[object, ...], build: Callable[[], Any]) -> Any:
+    """What ``build`` makes for ``rules`` and ``key``, made once."""
+    with _BUILDING:
+        per = _BUILT.setdefault(rules, {})
+        if key not in per:
+            per[key] = build()
+        return per[key]
 
 
 # ---- inputs -------------------------------------------------------------------------------
@@ -378,7 +401,7 @@ _REFERENCE = 1.8e9  # 2027-01-15 08:00 UTC
 _ONE_PASS_RANGE = 960.0
 
 
-def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
+def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: bool,
                  dedup: bool, one_pass: bool = False) -> tuple[str, tuple[float, ...]]:
     """One query over leaddsl_raw_ev: statistics about the events (count, bad ones, ids and
     distinct (contact, id) hashes, the earliest and latest valid time) and the compiled
@@ -392,7 +415,9 @@ def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
       aggregated too and left out by the join with the contacts.
     - otherwise two passes: the checked events are kept (a materialized CTE) until their
       statistics give the as-of time, then scored;
-    - ``dedup``: two passes keeping the first delivery of each (contact, id) (needs ``rn``).
+    - ``dedup``: two passes keeping the first delivery of each (contact, id) (needs ``rn``);
+    - ``fixed``: the as-of time was given (the query reads it from leaddsl_as_of); else it is
+      the latest valid event's.
     """
     from sqlglot import exp
 
@@ -425,9 +450,10 @@ def _scoring_sql(rules: Ruleset, tests: tuple[P.Cond, ...], fixed: float | None,
 SELECT s.n_all, s.n_all - k.n_valid AS n_bad, s.n_ids, s.n_keys, k.earliest, k.latest, r.*
 FROM leaddsl_scan s CROSS JOIN leaddsl_stats k
 LEFT JOIN ({compiled.sql(dialect="duckdb")}) r ON true""", tuple(contact_sql._half_lives)
+    if fixed:  # (read from a table: the SQL does not depend on the time given)
+        as_of = exp.Subquery(this=exp.select(col("v")).from_(ident("leaddsl_as_of")))
     contact_sql = ContactSQL(rules.plan, events="leaddsl_events", contacts="leaddsl_contacts",
-                             as_of=fixed, as_of_sql=None if fixed is not None else as_of,
-                             extra=tests)
+                             as_of_sql=as_of, extra=tests)
     rows = contact_sql.query().sql(dialect="duckdb")
     if not dedup:
         # A bad event keeps no contact. Its statistics and the events take two passes over
@@ -482,12 +508,18 @@ def _execute_scoring(con: Any, rules: Ruleset, sql: str) -> Any:
     """Run the scoring query and fetch what the contact rows need, as an Arrow table (read a
     column at a time: far cheaper than Python tuples). With an account block the query's
     rows are kept in a table (leaddsl_scored) that the account query reads."""
-    from sqlglot import exp
-
     source = f"({sql}) q"
     if rules.plan.account is not None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE leaddsl_scored AS {sql}")
         source = "leaddsl_scored"
+    listed = _built(rules, ("fetched",), lambda: _fetched(rules))
+    return con.sql(f"SELECT {listed} FROM {source}").to_arrow_table()
+
+
+def _fetched(rules: Ruleset) -> str:
+    """The columns the contact rows read from the scoring query's rows."""
+    from sqlglot import exp
+
     double = exp.DataType.build("DOUBLE")
     wanted: list[exp.Expr] = [col(c) for c in (*_STATS, "id")]
     for name in [*(f"score:{m.name}" for m in rules.plan.models), "total"]:
@@ -495,8 +527,7 @@ def _execute_scoring(con: Any, rules: Ruleset, sql: str) -> Any:
         wanted.append(exp.alias_(exp.cast(col(name), double), name, quoted=True))
     wanted += [col(f"label:{k}") for k in rules.plan.label_names]
     wanted += [col(c) for c in ("qualified", "disqualified", "reasons")]
-    listed = ", ".join(w.sql(dialect="duckdb") for w in wanted)
-    return con.sql(f"SELECT {listed} FROM {source}").to_arrow_table()
+    return ", ".join(w.sql(dialect="duckdb") for w in wanted)
 
 
 def _statistics(table: Any) -> tuple[int, int, int, int, float | None, float | None]:
@@ -574,18 +605,21 @@ def _score_accounts(con: Any, rules: Ruleset, engine: Engine,
     """The account block run as SQL over the contacts' results (leaddsl.sql.accounts); with
     a rollup and disqualify lines, one height of the hierarchy at a time, leaves first."""
     assert rules.plan.account is not None
-    asql = AccountSQL(rules.plan.account, results="leaddsl_results", members="leaddsl_members",
-                      accounts="leaddsl_accounts", hierarchy="leaddsl_hierarchy",
-                      as_of=0.0 if as_of is None else as_of)
+    asql: AccountSQL = _built(rules, ("accounts",), lambda: _account_sql(rules))
+
+    def level_sql(level: int | None, done: str | None = None) -> str:
+        return _built(rules, ("accounts", level, done),  # type: ignore[no-any-return]
+                      lambda: asql.query(level, done).sql(dialect="duckdb"))
+
+    _set_as_of(con, 0.0 if as_of is None else as_of)
     height = _stage_accounts(con, engine, asql)
     if not asql.needs_levels:
-        query = asql.query().sql(dialect="duckdb")
+        query = level_sql(None)
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE leaddsl_account_rows AS "
-                    + asql.query(0).sql(dialect="duckdb"))
+        con.execute("CREATE OR REPLACE TEMP TABLE leaddsl_account_rows AS " + level_sql(0))
         for level in range(1, height + 1):
             con.execute("INSERT INTO leaddsl_account_rows "
-                        + asql.query(level, "leaddsl_account_rows").sql(dialect="duckdb"))
+                        + level_sql(level, "leaddsl_account_rows"))
         query = "SELECT * FROM leaddsl_account_rows"
     when = to_datetime(as_of)
     stamp = None if when is None else when.isoformat()
@@ -597,6 +631,23 @@ def _score_accounts(con: Any, rules: Ruleset, engine: Engine,
         row = account_row(rec, models, plan.label_names, stamp)
         got[row["id"]] = row
     return [got[a] for a in engine.account_ids()]
+
+
+def _set_as_of(con: Any, as_of: float | None) -> None:
+    """The one-row table leaddsl_as_of(v) that the SQL reads the as-of time from."""
+    con.execute("CREATE OR REPLACE TEMP TABLE leaddsl_as_of AS SELECT ?::DOUBLE AS v", [as_of])
+
+
+def _account_sql(rules: Ruleset) -> AccountSQL:
+    """The account block's query builder over the batch tables; the as-of time is read from
+    the one-row table leaddsl_as_of, so that the SQL does not depend on it."""
+    from sqlglot import exp
+
+    assert rules.plan.account is not None
+    as_of = exp.Subquery(this=exp.select(col("v")).from_(ident("leaddsl_as_of")))
+    return AccountSQL(rules.plan.account, results="leaddsl_results", members="leaddsl_members",
+                      accounts="leaddsl_accounts", hierarchy="leaddsl_hierarchy",
+                      as_of_sql=as_of)
 
 
 # ---- the run --------------------------------------------------------------------------------
@@ -668,7 +719,8 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
     rejected += load.rejected
     say("contacts read", len(engine._attrs))
     tests = () if rules.plan.account is None else member_conditions(rules.plan.account)
-    compiler_attrs = ContactSQL(rules.plan, extra=tests).attributes
+    compiler_attrs = _built(rules, ("attributes",),
+                            lambda: ContactSQL(rules.plan, extra=tests).attributes)
     _stage_contacts(con, engine, compiler_attrs)
 
     # Events: one query reads them once, finds the bad ones, repeated ids and the latest
@@ -682,9 +734,12 @@ def _run(con: Any, duckdb: Any, rules: Ruleset, events: Source, contacts: Source
         events = [staged_file]
     paths = _stage_events(con, events, tmp)
     one_pass = fixed is None and ContactSQL.one_pass(rules.plan, tests)
+    _set_as_of(con, fixed)
 
     def scoring(dedup: bool, one: bool) -> tuple[Any, tuple[float, ...]]:
-        sql, half_lives = _scoring_sql(rules, tests, fixed, dedup, one)
+        given = fixed is not None
+        sql, half_lives = _built(rules, ("contacts", given, dedup, one),
+                                 lambda: _scoring_sql(rules, tests, given, dedup, one))
         return _execute_scoring(con, rules, sql), half_lives
 
     broken = False

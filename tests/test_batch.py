@@ -175,6 +175,44 @@ def test_a_bad_first_delivery_does_not_hide_the_good_one() -> None:
     assert [r.source for r in run.rejected] == [r.source for r in python.rejected] == ["events[0]"]
 
 
+INACTIVE = """score engagement:
+    when visited page any: +5
+    when inactive for 10 days: -3
+account:
+    score pool = sum of contacts by engagement
+    score quiet:
+        when inactive for 20 days: -7
+"""
+
+
+def test_a_script_re_scored_is_compiled_to_sql_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQL of a script is built on its first run and reused; it reads the as-of time
+    from a table, so runs at other times (here: each side of both inactivity lines, for the
+    contacts and for the account) still agree with Python."""
+    rules = leaddsl.compile(INACTIVE)
+    people = [{"id": "c1", "account": "a1"}, {"id": "c2", "account": "a1"}]
+    events = [{"id": "e1", "contact": "c1", "action": "visited", "object": "page",
+               "at": "2026-03-01"},
+              {"id": "e2", "contact": "c2", "action": "visited", "object": "page",
+               "at": "2026-02-01"}]
+    built: list[object] = []
+    real = batch._scoring_sql
+    monkeypatch.setattr(batch, "_scoring_sql", lambda *a: built.append(a) or real(*a))
+    for as_of in ("2026-03-02", "2026-03-15", "2026-04-01", None, "2026-03-02"):
+        run = batch.score(rules, events=events, contacts=people, accounts=[{"id": "a1"}],
+                          as_of=as_of)
+        python = leaddsl.score_all(rules, people, events, accounts=[{"id": "a1"}],
+                                   as_of=as_of)
+        _same(run.contacts, python.results)
+        _same(run.accounts, python.accounts)
+    # One query for any time given (read from a table) and one for the latest event's.
+    assert [a[2] for a in built] == [True, False]
+    totals = {run.accounts[0]["total"] for run in (batch.score(
+        rules, events=events, contacts=people, accounts=[{"id": "a1"}], as_of=when)
+        for when in ("2026-03-02", "2026-04-01"))}
+    assert len(totals) == 2  # the account's inactivity line read each time
+
+
 def test_a_missing_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 

@@ -18,7 +18,21 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
-from test_properties import contacts, event_lists, scripts
+from test_properties import (
+    ACTIONS,
+    LIMITS,
+    NAMES,
+    OBJECT_KINDS,
+    POINTS,
+    QUOTED_NAMES,
+    Script,
+    Vocab,
+    _duration,
+    contacts,
+    event_lists,
+    event_patterns,
+    scripts,
+)
 from test_sql_differential import assert_same
 
 import leaddsl
@@ -183,3 +197,81 @@ def test_which_scripts_take_one_pass(text: str, one: bool) -> None:
     if not one:  # asking for one pass anyway is refused, not compiled into a broken query
         with pytest.raises(ValueError, match="cannot be scored in one pass"):
             ContactSQL(rules.plan, extra=tests, reference=1.8e9)
+
+
+FOLDED = """score engagement:
+    when visited page "pricing": +15
+    when visited page any: +2
+    when opened email: +1 limit 3
+    when unsubscribed: -10
+    when visited page "blog": +4 within 30 days
+    decay half-life 10 days
+"""
+
+
+@pytest.mark.parametrize("as_of", [None, "2026-03-05T00:00:00Z"])
+def test_a_decayed_models_plain_rules_share_one_sum(as_of: str | None) -> None:
+    """The plain rules of a decayed model (no cap, no window, not once) add into one
+    aggregate; a capped or windowed rule keeps its own. Scores equal Python's either way,
+    in one pass and in two (a fixed as-of time)."""
+    rules = leaddsl.compile(FOLDED)
+    sql = ContactSQL(rules.plan)
+    assert sql._folds() == {"engagement": [0, 1, 3]}  # not the cap (2), not the window (4)
+    people = [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}]
+    events = (_events("c1", ["2026-01-05T10:00:00Z", "2026-02-01", "2026-02-10", "2026-03-01",
+                             "2026-03-02", "2026-03-03"])
+              + _events("c2", ["2026-02-27", "2026-02-28"]))
+    want = leaddsl.score_all(rules, people, events, as_of=as_of)
+    got = batch.score(rules, events=events, contacts=people, as_of=as_of, threads=1)
+    for row in got.contacts:
+        assert_same(row, want.results[row["id"]].to_dict(), f"contact {row['id']}")
+    assert got.contacts[0]["total"] != 0.0 and got.contacts[2]["total"] == 0.0
+
+
+@st.composite
+def decayed_scripts(draw: st.DrawFn) -> Script:
+    """A decayed model of 2 to 6 event rules over few words (overlapping patterns), a few of
+    them capped: most of its rules add into one folded sum."""
+    vocab = Vocab(
+        draw(st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=2, unique=True)),
+        draw(st.lists(st.sampled_from(OBJECT_KINDS), min_size=1, max_size=2, unique=True)),
+        draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=2, unique=True)),
+        draw(st.lists(st.sampled_from(QUOTED_NAMES), min_size=1, max_size=2, unique=True)),
+        0,
+    )
+    lines, patterns = [], set()
+    for _ in range(draw(st.integers(2, 6))):
+        pattern = draw(event_patterns(vocab))
+        if pattern in patterns:
+            continue  # two rules of one pattern would both score: nothing is folded
+        patterns.add(pattern)
+        cap = f" limit {draw(st.sampled_from(LIMITS))}" if draw(st.integers(0, 3)) == 0 else ""
+        lines.append(f"    when {pattern}: {draw(st.sampled_from(POINTS))}{cap}")
+    text = "\n".join(["score engagement:", *lines,
+                      f"    decay half-life {_duration(draw)}"]) + "\n"
+    return Script(text, ["engagement"], vocab.seen)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(st.data())
+def test_folded_sums_match_the_python_evaluator(data: st.DataObject) -> None:
+    script = data.draw(decayed_scripts())
+    rules = leaddsl.compile(script.text)
+    assume(ContactSQL(rules.plan)._folds())
+    note(script.text)
+    people, events = [], []
+    for j in range(data.draw(st.integers(1, 3))):
+        people.append({"id": f"p{j}"})
+        own = data.draw(event_lists(f"p{j}", script.patterns))
+        for ev in own:
+            ev["contact"] = f"p{j}"
+        events += own
+    note(repr(events))
+    as_of = data.draw(st.sampled_from([None, "2026-03-01T00:00:00Z"]))
+    want = leaddsl.score_all(rules, people, events, as_of=as_of, errors="collect")
+    got = batch.score(rules, events=events, contacts=people, as_of=as_of, threads=1,
+                      errors="collect")
+    for row in got.contacts:
+        assert_same(row, want.results[row["id"]].to_dict(), f"contact {row['id']}")
