@@ -176,41 +176,48 @@ def test_a_bad_first_delivery_does_not_hide_the_good_one() -> None:
 
 
 INACTIVE = """score engagement:
-    when visited page any: +5
+    when visited page any: +5 within 30 days
     when inactive for 10 days: -3
 account:
     score pool = sum of contacts by engagement
     score quiet:
         when inactive for 20 days: -7
+    disqualify "dormant" when inactive for 40 days
+    rollup to parent: sum
 """
 
 
 def test_a_script_re_scored_is_compiled_to_sql_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SQL of a script is built on its first run and reused; it reads the as-of time
-    from a table, so runs at other times (here: each side of both inactivity lines, for the
-    contacts and for the account) still agree with Python."""
-    rules = leaddsl.compile(INACTIVE)
-    people = [{"id": "c1", "account": "a1"}, {"id": "c2", "account": "a1"}]
+    """The SQL of a script is built on its first runs and reused; it reads the as-of time
+    from a table, so runs at other times still agree with Python: each side of the contacts'
+    and the accounts' inactivity lines, given or taken from the latest event, with the
+    hierarchy scored level by level (a subsidiary's disqualification)."""
+    rules = leaddsl.compile(INACTIVE)  # a window: two passes, whether the time is given or not
+    people = [{"id": "c1", "account": "a1"}, {"id": "c2", "account": "a2"},
+              {"id": "c3", "account": "a2"}]
+    accounts = [{"id": "a1"}, {"id": "a2", "parent": "a1"}]
     events = [{"id": "e1", "contact": "c1", "action": "visited", "object": "page",
                "at": "2026-03-01"},
               {"id": "e2", "contact": "c2", "action": "visited", "object": "page",
-               "at": "2026-02-01"}]
-    built: list[object] = []
+               "at": "2026-01-15"},
+              {"id": "e3", "contact": "c3", "action": "visited", "object": "page",
+               "at": "2026-01-10"}]
+    built: list[tuple[Any, ...]] = []
     real = batch._scoring_sql
     monkeypatch.setattr(batch, "_scoring_sql", lambda *a: built.append(a) or real(*a))
-    for as_of in ("2026-03-02", "2026-03-15", "2026-04-01", None, "2026-03-02"):
-        run = batch.score(rules, events=events, contacts=people, accounts=[{"id": "a1"}],
-                          as_of=as_of)
-        python = leaddsl.score_all(rules, people, events, accounts=[{"id": "a1"}],
-                                   as_of=as_of)
+    seen = set()
+    for as_of in ("2026-03-02", None, "2026-03-15", "2026-04-01", "2026-05-01", "2026-03-02"):
+        run = batch.score(rules, events=events, contacts=people, accounts=accounts, as_of=as_of)
+        python = leaddsl.score_all(rules, people, events, accounts=accounts, as_of=as_of)
         _same(run.contacts, python.results)
         _same(run.accounts, python.accounts)
+        seen.add(tuple(tuple(sorted(r["reasons"])) for r in run.accounts))
     # One query for any time given (read from a table) and one for the latest event's.
     assert [a[2] for a in built] == [True, False]
-    totals = {run.accounts[0]["total"] for run in (batch.score(
-        rules, events=events, contacts=people, accounts=[{"id": "a1"}], as_of=when)
-        for when in ("2026-03-02", "2026-04-01"))}
-    assert len(totals) == 2  # the account's inactivity line read each time
+    assert len(seen) > 1  # the account's disqualify line read the time given
+    # At the latest event (2026-03-01) a2 has been quiet for 45 days.
+    latest = batch.score(rules, events=events, contacts=people, accounts=accounts)
+    assert [r["reasons"] for r in latest.accounts] == [[], ["dormant"]]
 
 
 def test_a_missing_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -344,34 +344,6 @@ class ContactSQL:
                 exp.Sub(this=self._asof(), expression=num(self.reference)), hl))
         return exp.Mul(this=pts, expression=coalesce(d, num(0.0)))
 
-    def _folds(self) -> dict[str, list[int]]:
-        """The rules whose points one sum per model can gather: a decayed model's rules chosen
-        by its rule-choice column, with no cap, no window or expiry, not `once`. Each event
-        then adds its weight times its rule's points to one aggregate, where each rule would
-        keep a sum of its own (far fewer aggregates per contact on a wide script)."""
-        out: dict[str, list[int]] = {}
-        for i, r in enumerate(self._rules):
-            if (not r.additive and r.limit is None and not r.once and not r.per_name
-                    and self._model_of[r.model].half_life is not None
-                    and self._horizon(r) == math.inf and self._slot(r.model) is not None):
-                out.setdefault(r.model, []).append(i)
-        return {m: rules for m, rules in out.items() if len(rules) > 1}
-
-    def _folded(self, model: str, rules: Sequence[int], k: int) -> exp.Expr:
-        """The points of a model's folded rules (see _folds): the sum over its events of the
-        decay weight times the points of the rule that chose the event."""
-        hl = self._model_of[model].half_life
-        assert hl is not None
-        slot = self._slot(model)
-        assert slot is not None
-        points = case([(exp.EQ(this=slot.copy(), expression=exp.Literal.number(i)),
-                        num(self._rules[i].points)) for i in rules])
-        d = self._agg(f"dm{k}", exp.Sum(this=exp.Mul(this=self._weight(hl), expression=points)))
-        if self.reference is not None:
-            d = exp.Mul(this=d, expression=decay(
-                exp.Sub(this=self._asof(), expression=num(self.reference)), hl))
-        return coalesce(d, num(0.0))
-
     def _recent(self, i: int, rule: P.EventRule, window: float) -> exp.Expr:
         """How many of the events rule ``i`` counts are from the last ``window`` seconds."""
         if rule.per_name:
@@ -588,19 +560,12 @@ class ContactSQL:
         """The whole query: one row per contact in ``contacts``."""
         # Scoring rules first: their conditions see no scores (the checker forbids them).
         self._stage = "rules"
-        folds = self._folds()
-        folded = {i for rules in folds.values() for i in rules}
-        finals = {i: clamp(self._decayed(i, r), r.limit) for i, r in enumerate(self._rules)
-                  if i not in folded}
-        sums = [self._folded(model, rules, k) for k, (model, rules) in enumerate(folds.items())]
+        finals = [clamp(self._decayed(i, r), r.limit) for i, r in enumerate(self._rules)]
         hits = [self.cond(r.condition) for r in self.plan.condition_rules]
         self._stage = "scores"
         per_model: dict[str, list[exp.Expr]] = {m.name: [] for m in self.plan.models}
         for i, r in enumerate(self._rules):
-            if i not in folded:
-                per_model[r.model].append(col(f"r{i}"))
-        for k, model in enumerate(folds):
-            per_model[model].append(col(f"rm{k}"))
+            per_model[r.model].append(col(f"r{i}"))
         for k, c in enumerate(self.plan.condition_rules):
             per_model[c.model].append(case([(col(f"h{k}"), num(c.points))], num(0.0)))
         outputs: list[exp.Expr] = [col("id")]
@@ -622,8 +587,7 @@ class ContactSQL:
         ).from_(ident("ruled"))
         ruled = exp.select(
             exp.Star(),
-            *[exp.alias_(f, f"r{i}", quoted=True) for i, f in finals.items()],
-            *[exp.alias_(f, f"rm{k}", quoted=True) for k, f in enumerate(sums)],
+            *[exp.alias_(f, f"r{i}", quoted=True) for i, f in enumerate(finals)],
             *[exp.alias_(h, f"h{k}", quoted=True) for k, h in enumerate(hits)],
         ).from_(ident("base"))
         q = q.with_(ident("ruled"), ruled).with_(ident("scored"), scored)
