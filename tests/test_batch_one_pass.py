@@ -198,8 +198,8 @@ classify tier:
 
 @pytest.mark.parametrize("as_of", [None, "2026-03-10T08:00:00Z", "2026-03-12T08:00:00Z"])
 @pytest.mark.parametrize(("opened", "visited", "half_life", "test", "days", "visits", "label"), [
-    # Ten opens of +0.1, each weighing a power of two: 1.0 exactly, as in Python (a sum of
-    # the ten products would be 0.9999999999999999).
+    # Ten opens of +0.1 at the as-of time (each weighs 1): 1.0 exactly, as in Python (a sum
+    # of the ten products would be 0.9999999999999999).
     ("+0.1", "+5", "1 day", ">= 1", ["2026-03-10T08:00:00Z"] * 10, 0, "up"),
     # +2 and -2 on the same days cancel to 0 exactly (a sum of mixed-sign products may not).
     ("-2", "+2", "3 days", "> 0", ["2026-03-10T08:00:00Z", "2026-03-08T08:00:00Z"], 2, "down"),
@@ -218,11 +218,11 @@ def test_sums_that_python_gets_exactly_stay_exact(as_of: str | None, opened: str
                "name": "pricing", "at": day} for i, day in enumerate(days[:visits])]
     events += [{"id": f"o{i}", "contact": "c1", "action": "opened", "object": "email", "at": day}
                for i, day in enumerate(days)]
-    got = _same_as_python(rules, [{"id": "c1"}], events) if as_of is None else None
-    if as_of is not None:
+    if as_of is None:
+        got = _same_as_python(rules, [{"id": "c1"}], events)
+    else:
         python = leaddsl.score_all(rules, [{"id": "c1"}], events, as_of=as_of)
         got = batch.score(rules, events=events, contacts=[{"id": "c1"}], as_of=as_of, threads=1)
         assert_same(got.contacts[0], python.results["c1"].to_dict(), "c1")
-    assert got is not None
     if as_of in (None, "2026-03-10T08:00:00Z"):  # at the events' own time: on the threshold
         assert got.contacts[0]["labels"]["tier"] == label
